@@ -1,1 +1,46 @@
-fn main(){}
+//! Every log line of a Rust service, carrying the `trace_id` and `span_id` of
+//! the work it belongs to.
+//!
+//! * [`CorrelationLayer`] — a `tracing-subscriber` layer that gives spans a
+//!   W3C trace context (minted stand-alone, or taken from the OpenTelemetry
+//!   SDK) and keeps `opentelemetry::Context::current()` in step with the
+//!   entered span across `.await` points.
+//! * [`JsonFormat`] — one JSON object per line with `trace_id`, `span_id` and
+//!   `trace_flags` at the top level; [`PrettyFormat`] for humans.
+//! * [`init_json_logging`] — all of it in one call; [`builder`] for every
+//!   choice.
+//!
+//! ```no_run
+//! let _guard = tracing_correlation::init_json_logging().expect("first and only init");
+//! let _span = tracing::info_span!("request", method = "GET").entered();
+//! tracing::info!(status = 200, "handled");
+//! // {"timestamp":"…","level":"INFO","trace_id":"…","span_id":"…","trace_flags":"01",
+//! //  "target":"app","message":"handled","status":200,"span":{"name":"request","method":"GET"}}
+//! ```
+//!
+//! # Versions
+//!
+//! This crate pins one compatible set of OpenTelemetry crates and re-exports
+//! them: [`opentelemetry`] 0.33, [`opentelemetry_sdk`] 0.33 and
+//! [`tracing_opentelemetry`] 0.34. Use these re-exports rather than your own
+//! dependencies: with mismatched versions, lookups between the crates find
+//! nothing and lines silently lose their ids.
+#![doc(test(attr(deny(warnings))))]
+
+mod format;
+mod ids;
+mod init;
+mod layer;
+mod panic_hook;
+
+pub use format::json::{FieldPlacement, JsonFormat, MissingIds};
+pub use format::keys::TraceKeys;
+pub use format::pretty::PrettyFormat;
+pub use format::time::Rfc3339Micros;
+pub use ids::{Hex, TraceIds};
+pub use init::{builder, init_json_logging, Builder, InitError, LoggingGuard, NonBlockingMode, OutputFormat};
+pub use layer::CorrelationLayer;
+
+pub use opentelemetry;
+pub use opentelemetry_sdk;
+pub use tracing_opentelemetry;

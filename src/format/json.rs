@@ -1,0 +1,321 @@
+//! The JSON event formatter: one object per line, trace context included.
+
+use std::borrow::Cow;
+use std::fmt::{self, Write};
+
+use tracing_core::{Event, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::FormatTime;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+
+use super::escape::{write_escaped, write_quoted, Escaping};
+use super::fields::{JsonFields, KeySet, MessageOnly, Pass};
+use super::keys::{RenderedKeys, TraceKeys};
+use super::time::Rfc3339Micros;
+use crate::ids::TraceIds;
+use crate::layer::{with_span_data, SpanData};
+
+/// What to write when an event belongs to no valid trace context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MissingIds {
+    /// Leave the trace keys out (the OpenTelemetry recommendation). The
+    /// default.
+    #[default]
+    Omit,
+    /// Write all-zero ids (and flags `00`), for pipelines that want every
+    /// line to have the keys.
+    Zeros,
+}
+
+/// Where an event's own fields go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FieldPlacement {
+    /// Top-level keys beside `message` (the default). A field whose name is
+    /// already taken (`level`, `trace_id`, another field…) is written as
+    /// `fields.<name>`.
+    #[default]
+    Flatten,
+    /// Under a `"fields":{…}` object; `message` stays top-level.
+    Nested,
+}
+
+/// A [`FormatEvent`] that writes each event as one JSON object per line:
+///
+/// ```json
+/// {"timestamp":"2026-11-21T19:01:14.123456Z","level":"INFO","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7","trace_flags":"01","target":"app","message":"handled","status":200,"span":{"name":"request","method":"GET"}}
+/// ```
+///
+/// * `trace_id` / `span_id` / `trace_flags` are the event's trace context
+///   (see [`TraceKeys`] for other key names); left out when there is none
+///   (see [`MissingIds`]).
+/// * An event inside a span gets the current context's ids; an event with an
+///   explicit parent (`info!(parent: &span, …)`) gets that span's ids.
+/// * Every string is escaped; no key is ever written twice.
+/// * Span fields come pre-rendered from the [`CorrelationLayer`](crate::CorrelationLayer),
+///   which must be in the same subscriber for `span`/`spans` to carry fields.
+///
+/// Nothing is allocated per event for ordinary fields.
+///
+/// ```
+/// use tracing_correlation::{CorrelationLayer, FieldPlacement, JsonFormat, TraceKeys};
+/// use tracing_subscriber::layer::SubscriberExt;
+///
+/// let format = JsonFormat::new()
+///     .with_trace_keys(TraceKeys::google_cloud("my-project"))
+///     .with_fields(FieldPlacement::Nested)
+///     .with_span_list(true);
+/// let subscriber = tracing_subscriber::registry()
+///     .with(CorrelationLayer::new())
+///     .with(tracing_subscriber::fmt::layer().event_format(format));
+/// # drop(subscriber);
+/// ```
+#[derive(Debug, Clone)]
+pub struct JsonFormat<T = Rfc3339Micros> {
+    timer: Option<T>,
+    keys: TraceKeys,
+    rendered_keys: RenderedKeys,
+    missing: MissingIds,
+    placement: FieldPlacement,
+    current_span: bool,
+    span_list: bool,
+    target: bool,
+    /// Top-level keys an event field may not take.
+    reserved: Vec<Cow<'static, str>>,
+}
+
+impl JsonFormat {
+    /// The default format: timestamp, level, trace context, target, message,
+    /// flattened fields and the current span.
+    #[must_use]
+    pub fn new() -> Self {
+        let keys = TraceKeys::default();
+        let mut this = Self {
+            timer: Some(Rfc3339Micros),
+            rendered_keys: keys.render(),
+            keys,
+            missing: MissingIds::Omit,
+            placement: FieldPlacement::Flatten,
+            current_span: true,
+            span_list: false,
+            target: true,
+            reserved: Vec::new(),
+        };
+        this.reserved = this.reserved_keys();
+        this
+    }
+}
+
+impl Default for JsonFormat {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> JsonFormat<T> {
+    /// Uses another timer for `timestamp` (any
+    /// `tracing_subscriber::fmt::time::FormatTime`, e.g. a fixed clock in tests).
+    #[must_use]
+    pub fn with_timer<T2>(self, timer: T2) -> JsonFormat<T2> {
+        JsonFormat {
+            timer: Some(timer),
+            keys: self.keys,
+            rendered_keys: self.rendered_keys,
+            missing: self.missing,
+            placement: self.placement,
+            current_span: self.current_span,
+            span_list: self.span_list,
+            target: self.target,
+            reserved: self.reserved,
+        }
+    }
+
+    /// Leaves `timestamp` out (for platforms that stamp lines themselves).
+    #[must_use]
+    pub fn without_time(mut self) -> Self {
+        self.timer = None;
+        self
+    }
+
+    /// Chooses the trace context key names and encodings.
+    #[must_use]
+    pub fn with_trace_keys(mut self, keys: TraceKeys) -> Self {
+        self.rendered_keys = keys.render();
+        self.keys = keys;
+        self.reserved = self.reserved_keys();
+        self
+    }
+
+    /// Chooses what to write when there is no trace context.
+    #[must_use]
+    pub fn with_missing_ids(mut self, missing: MissingIds) -> Self {
+        self.missing = missing;
+        self
+    }
+
+    /// Chooses where event fields go.
+    #[must_use]
+    pub fn with_fields(mut self, placement: FieldPlacement) -> Self {
+        self.placement = placement;
+        self.reserved = self.reserved_keys();
+        self
+    }
+
+    /// Whether to write the current span's name and fields as `span` (on by
+    /// default).
+    #[must_use]
+    pub fn with_current_span(mut self, on: bool) -> Self {
+        self.current_span = on;
+        self
+    }
+
+    /// Whether to write every span of the event's scope, root first, as
+    /// `spans` (off by default).
+    #[must_use]
+    pub fn with_span_list(mut self, on: bool) -> Self {
+        self.span_list = on;
+        self
+    }
+
+    /// Whether to write the event's `target` (on by default).
+    #[must_use]
+    pub fn with_target(mut self, on: bool) -> Self {
+        self.target = on;
+        self
+    }
+
+    fn reserved_keys(&self) -> Vec<Cow<'static, str>> {
+        let mut keys: Vec<Cow<'static, str>> = [
+            "timestamp",
+            "level",
+            "target",
+            "message",
+            "span",
+            "spans",
+            "fields",
+        ]
+        .into_iter()
+        .map(Cow::Borrowed)
+        .collect();
+        keys.extend(self.keys.names().cloned());
+        keys
+    }
+
+    /// The ids an event belongs to.
+    fn event_ids<'a, R: LookupSpan<'a>>(
+        event: &Event<'_>,
+        span: Option<&SpanRef<'a, R>>,
+    ) -> Option<TraceIds> {
+        if event.is_contextual() && !is_opentelemetry_internal(event.metadata().target()) {
+            // The current context: the entered span's, or an OpenTelemetry
+            // context attached inside it (a remote parent, say).
+            TraceIds::current()
+        } else {
+            span.and_then(|span| with_span_data(span, SpanData::ids).flatten())
+        }
+    }
+}
+
+/// OpenTelemetry's own diagnostics may be emitted while its context stack is
+/// borrowed; reading the current context then would panic, so their ids come
+/// from the span instead.
+fn is_opentelemetry_internal(target: &str) -> bool {
+    target.starts_with("opentelemetry")
+}
+
+impl<S, N, T> FormatEvent<S, N> for JsonFormat<T>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'w> FormatFields<'w> + 'static,
+    T: FormatTime,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        let span = match event.parent() {
+            Some(id) => ctx.span(id),
+            None if event.is_contextual() => ctx.lookup_current(),
+            None => None,
+        };
+        let ids = Self::event_ids(event, span.as_ref());
+        let out = &mut writer;
+
+        out.write_char('{')?;
+        if let Some(timer) = &self.timer {
+            out.write_str("\"timestamp\":\"")?;
+            timer.format_time(&mut Writer::new(&mut Escaping(out)))?;
+            out.write_str("\",")?;
+        }
+        out.write_str("\"level\":\"")?;
+        out.write_str(meta.level().as_str())?;
+        out.write_char('"')?;
+        match (ids, self.missing) {
+            (Some(ids), _) => self.rendered_keys.write(out, Some(&ids))?,
+            (None, MissingIds::Zeros) => self.rendered_keys.write(out, None)?,
+            (None, MissingIds::Omit) => {}
+        }
+        if self.target {
+            out.write_str(",\"target\":")?;
+            write_quoted(out, meta.target())?;
+        }
+        if event.metadata().fields().field("message").is_some() {
+            out.write_str(",\"message\":\"")?;
+            let mut message = MessageOnly {
+                out: &mut *out,
+                found: false,
+                result: Ok(()),
+            };
+            event.record(&mut message);
+            message.result?;
+            out.write_char('"')?;
+        }
+
+        let (reserved, opening): (&[Cow<'static, str>], &str) = match self.placement {
+            FieldPlacement::Flatten => (&self.reserved, ","),
+            FieldPlacement::Nested => (&[], ",\"fields\":{"),
+        };
+        let mut keys = KeySet::new(reserved);
+        let mut fields = JsonFields::new(&mut *out, &mut keys, Pass::SkipMessage, opening, ",");
+        event.record(&mut fields);
+        let wrote_nested = fields.wrote_any() && self.placement == FieldPlacement::Nested;
+        fields.result?;
+        if wrote_nested {
+            out.write_char('}')?;
+        }
+
+        if let Some(span) = span.as_ref() {
+            if self.current_span {
+                out.write_str(",\"span\":{")?;
+                write_span_members(out, span)?;
+                out.write_char('}')?;
+            }
+            if self.span_list {
+                out.write_str(",\"spans\":[")?;
+                for (i, span) in span.scope().from_root().enumerate() {
+                    out.write_str(if i == 0 { "{" } else { ",{" })?;
+                    write_span_members(out, &span)?;
+                    out.write_char('}')?;
+                }
+                out.write_char(']')?;
+            }
+        }
+        out.write_str("}\n")
+    }
+}
+
+/// Writes a span's `"name":…` and fields (no braces).
+fn write_span_members<'a, R: LookupSpan<'a>, W: Write + ?Sized>(
+    out: &mut W,
+    span: &SpanRef<'a, R>,
+) -> fmt::Result {
+    with_span_data(span, |data| data.fields.write_members(out)).unwrap_or_else(|| {
+        // No correlation layer: the name is all we know.
+        out.write_str("\"name\":\"")?;
+        write_escaped(out, span.name())?;
+        out.write_char('"')
+    })
+}

@@ -1,0 +1,170 @@
+//! A human-readable format with the trace context, for local development.
+
+use std::fmt::{self, Write};
+
+use tracing_core::field::{Field, Visit};
+use tracing_core::{Event, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::FormatTime;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+use super::time::Rfc3339Micros;
+use crate::ids::TraceIds;
+use crate::layer::{with_span_data, SpanData};
+
+/// One readable line per event:
+///
+/// ```text
+/// 2026-11-21T19:01:14.123456Z  INFO request:db: app::db: query done rows=3 trace_id=4bf9…4736 span_id=00f0…02b7
+/// ```
+///
+/// Control characters in messages and values are escaped, so a hostile value
+/// cannot forge extra lines. Choose it with
+/// [`Builder::format`](crate::Builder::format) or `LOG_FORMAT=pretty`.
+///
+/// ```
+/// use tracing_correlation::{CorrelationLayer, PrettyFormat};
+/// use tracing_subscriber::layer::SubscriberExt;
+///
+/// let subscriber = tracing_subscriber::registry()
+///     .with(CorrelationLayer::new())
+///     .with(tracing_subscriber::fmt::layer().event_format(PrettyFormat::new()));
+/// # drop(subscriber);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct PrettyFormat<T = Rfc3339Micros> {
+    timer: T,
+}
+
+impl PrettyFormat {
+    /// The default: RFC 3339 UTC timestamps.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            timer: Rfc3339Micros,
+        }
+    }
+}
+
+impl<T> PrettyFormat<T> {
+    /// Uses another timer.
+    #[must_use]
+    pub fn with_timer<T2>(self, timer: T2) -> PrettyFormat<T2> {
+        PrettyFormat { timer }
+    }
+}
+
+impl<S, N, T> FormatEvent<S, N> for PrettyFormat<T>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'w> FormatFields<'w> + 'static,
+    T: FormatTime,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        let span = match event.parent() {
+            Some(id) => ctx.span(id),
+            None if event.is_contextual() => ctx.lookup_current(),
+            None => None,
+        };
+        let ids = if event.is_contextual() && !meta.target().starts_with("opentelemetry") {
+            TraceIds::current()
+        } else {
+            span.as_ref()
+                .and_then(|s| with_span_data(s, SpanData::ids).flatten())
+        };
+
+        self.timer.format_time(&mut writer)?;
+        write!(writer, " {:>5} ", meta.level().as_str())?;
+        if let Some(span) = &span {
+            for span in span.scope().from_root() {
+                write_sanitized(&mut writer, span.name())?;
+                writer.write_char(':')?;
+            }
+            writer.write_char(' ')?;
+        }
+        write_sanitized(&mut writer, meta.target())?;
+        writer.write_str(": ")?;
+        let mut visitor = PrettyFields {
+            out: &mut writer,
+            result: Ok(()),
+            message: true,
+        };
+        event.record(&mut visitor);
+        visitor.message = false;
+        event.record(&mut visitor);
+        visitor.result?;
+        if let Some(ids) = ids {
+            write!(
+                writer,
+                " trace_id={} span_id={}",
+                ids.trace_id_hex(),
+                ids.span_id_hex()
+            )?;
+            if !ids.is_sampled() {
+                writer.write_str(" sampled=false")?;
+            }
+        }
+        writer.write_char('\n')
+    }
+}
+
+/// Writes text with control characters escaped as `\u{..}`.
+fn write_sanitized<W: Write + ?Sized>(out: &mut W, text: &str) -> fmt::Result {
+    for part in text.split_inclusive(char::is_control) {
+        match part.chars().last() {
+            Some(c) if c.is_control() => {
+                out.write_str(&part[..part.len() - c.len_utf8()])?;
+                write!(out, "{}", c.escape_default())?;
+            }
+            _ => out.write_str(part)?,
+        }
+    }
+    Ok(())
+}
+
+struct Sanitizing<'a, W: Write + ?Sized>(&'a mut W);
+
+impl<W: Write + ?Sized> Write for Sanitizing<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        write_sanitized(self.0, s)
+    }
+}
+
+/// Two passes: the message first, then ` key=value` for the rest.
+struct PrettyFields<'a, W: Write + ?Sized> {
+    out: &'a mut W,
+    result: fmt::Result,
+    message: bool,
+}
+
+impl<W: Write + ?Sized> Visit for PrettyFields<'_, W> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if self.result.is_err() || self.message != (field.name() == "message") {
+            return;
+        }
+        self.result = if self.message {
+            write_sanitized(self.out, value)
+        } else {
+            write!(self.out, " {}={value:?}", field.name())
+        };
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.result.is_err() || self.message != (field.name() == "message") {
+            return;
+        }
+        self.result = if self.message {
+            write!(Sanitizing(self.out), "{value:?}")
+        } else {
+            write!(self.out, " {}=", field.name())
+                .and_then(|()| write!(Sanitizing(self.out), "{value:?}"))
+        };
+    }
+}

@@ -1,0 +1,442 @@
+//! One-call setup: `init_json_logging()` and the [`Builder`] behind it.
+
+use std::io;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::filter::{filter_fn, EnvFilter, ParseError};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FormatFields, MakeWriter};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::Layer;
+
+use crate::{CorrelationLayer, JsonFormat, PrettyFormat};
+
+/// Sets up JSON logging with trace correlation for the whole process, with
+/// every default: JSON lines to stdout, the `RUST_LOG` filter (`info` when
+/// unset), ids minted stand-alone, the W3C trace-context and baggage
+/// propagators installed globally, and a panic hook that logs panics with
+/// their trace ids. `LOG_FORMAT=pretty` switches to the human-readable format.
+///
+/// Keep the returned guard alive until the end of `main`: dropping it flushes
+/// what is buffered.
+///
+/// # Errors
+///
+/// [`InitError::AlreadyInitialized`] when a global `tracing` subscriber is
+/// already installed (for example by a second call); nothing is changed then.
+///
+/// ```no_run
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let _guard = tracing_correlation::init_json_logging()?;
+///     let _span = tracing::info_span!("startup").entered();
+///     tracing::info!(port = 8080, "listening");
+///     Ok(())
+/// }
+/// ```
+pub fn init_json_logging() -> Result<LoggingGuard, InitError> {
+    builder().try_init()
+}
+
+/// A [`Builder`] with every default of [`init_json_logging`].
+///
+/// ```no_run
+/// use tracing_correlation::{builder, OutputFormat, TraceKeys, JsonFormat};
+///
+/// let _guard = builder()
+///     .format(OutputFormat::Json)
+///     .json(JsonFormat::new().with_trace_keys(TraceKeys::ecs()))
+///     .filter("info,my_crate=debug")
+///     .writer(std::io::stderr)
+///     .init();
+/// ```
+#[must_use]
+pub fn builder() -> Builder {
+    Builder::new()
+}
+
+/// The output format of [`Builder`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// One JSON object per line ([`JsonFormat`]).
+    Json,
+    /// Human-readable lines with the ids ([`PrettyFormat`]).
+    Pretty,
+}
+
+/// Whether a non-blocking writer may drop lines when its buffer is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonBlockingMode {
+    /// Never drop: a logging call waits when the buffer is full.
+    Lossless,
+    /// Drop lines when the buffer is full; [`LoggingGuard::dropped_lines`]
+    /// counts them and the guard reports the count on drop.
+    Lossy,
+}
+
+/// Every choice [`init_json_logging`] makes, each one overridable.
+///
+/// Environment variables are read when [`Builder::try_init`] runs, and an
+/// explicit builder call always wins over them.
+#[derive(Debug)]
+#[must_use = "a Builder does nothing until `init` or `try_init` is called"]
+pub struct Builder<W = fn() -> io::Stdout> {
+    writer: W,
+    worker: Option<(WorkerGuard, Option<ErrorCounter>)>,
+    format: Option<OutputFormat>,
+    json: JsonFormat,
+    filter: Option<String>,
+    panic_hook: bool,
+    propagators: bool,
+    tracer_provider: Option<SdkTracerProvider>,
+    otel_span_events: bool,
+    shutdown_timeout: Duration,
+}
+
+impl Builder {
+    fn new() -> Self {
+        Self {
+            writer: io::stdout,
+            worker: None,
+            format: None,
+            json: JsonFormat::new(),
+            filter: None,
+            panic_hook: true,
+            propagators: true,
+            tracer_provider: None,
+            otel_span_events: false,
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl<W> Builder<W>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    /// Writes to another `MakeWriter` (stderr, a file, an in-memory buffer…).
+    pub fn writer<W2>(self, writer: W2) -> Builder<W2>
+    where
+        W2: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+    {
+        Builder {
+            writer,
+            worker: self.worker,
+            format: self.format,
+            json: self.json,
+            filter: self.filter,
+            panic_hook: self.panic_hook,
+            propagators: self.propagators,
+            tracer_provider: self.tracer_provider,
+            otel_span_events: self.otel_span_events,
+            shutdown_timeout: self.shutdown_timeout,
+        }
+    }
+
+    /// Writes through a background thread, so logging never waits on a slow
+    /// `writer` (a pipe, a file on a busy disk). With
+    /// [`NonBlockingMode::Lossless`] nothing is ever dropped; with
+    /// [`NonBlockingMode::Lossy`] lines beyond `buffered_lines` waiting lines are
+    /// dropped and counted. The guard flushes on drop (waiting at most one
+    /// second for the writer thread).
+    pub fn non_blocking<T>(
+        self,
+        writer: T,
+        mode: NonBlockingMode,
+        buffered_lines: usize,
+    ) -> Builder<NonBlocking>
+    where
+        T: io::Write + Send + 'static,
+    {
+        let (non_blocking, guard) = NonBlockingBuilder::default()
+            .lossy(mode == NonBlockingMode::Lossy)
+            .buffered_lines_limit(buffered_lines.max(1))
+            .thread_name("tracing-correlation-writer")
+            .finish(writer);
+        let counter = (mode == NonBlockingMode::Lossy).then(|| non_blocking.error_counter());
+        let mut builder = self.writer(non_blocking);
+        builder.worker = Some((guard, counter));
+        builder
+    }
+
+    /// Chooses JSON or human-readable output. Unset, `LOG_FORMAT`
+    /// (`json` or `pretty`) decides, and JSON is the default.
+    pub fn format(mut self, format: OutputFormat) -> Self {
+        self.format = Some(format);
+        self
+    }
+
+    /// Sets the JSON format's options (keys, field placement, span list…).
+    pub fn json(mut self, json: JsonFormat) -> Self {
+        self.json = json;
+        self
+    }
+
+    /// Uses these filter directives (`RUST_LOG` syntax) instead of
+    /// `RUST_LOG`.
+    pub fn filter(mut self, directives: impl Into<String>) -> Self {
+        self.filter = Some(directives.into());
+        self
+    }
+
+    /// Whether to install the panic hook (on by default): a panic is logged
+    /// as an `ERROR` event carrying the panicking thread's trace ids, then the
+    /// previous hook runs.
+    pub fn panic_hook(mut self, on: bool) -> Self {
+        self.panic_hook = on;
+        self
+    }
+
+    /// Whether to install the W3C trace-context and baggage propagators as
+    /// OpenTelemetry's global propagator (on by default).
+    pub fn propagators(mut self, on: bool) -> Self {
+        self.propagators = on;
+        self
+    }
+
+    /// Exports spans through this tracer provider: ids then come from the
+    /// OpenTelemetry SDK, and the ids on each line equal the exported span's.
+    /// The guard shuts the provider down (flushing spans) on drop.
+    pub fn tracer_provider(mut self, provider: SdkTracerProvider) -> Self {
+        self.tracer_provider = Some(provider);
+        self
+    }
+
+    /// Whether each event inside a span is also recorded as an OpenTelemetry
+    /// span event (off by default). Logs already carry the events, joined by
+    /// their ids; copying each into its span costs about a microsecond per
+    /// event and grows every exported span.
+    pub fn otel_span_events(mut self, on: bool) -> Self {
+        self.otel_span_events = on;
+        self
+    }
+
+    /// The longest the guard waits on drop for spans to be exported (5 s by
+    /// default).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Installs the subscriber, propagators and panic hook.
+    ///
+    /// # Errors
+    ///
+    /// [`InitError::AlreadyInitialized`] if a global subscriber is already
+    /// set; [`InitError::InvalidFilter`] if the directives given to
+    /// [`Builder::filter`] do not parse. Nothing is installed on error.
+    pub fn try_init(self) -> Result<LoggingGuard, InitError> {
+        let filter = match &self.filter {
+            Some(directives) => EnvFilter::builder().parse(directives).map_err(|source| {
+                InitError::InvalidFilter {
+                    directives: directives.clone(),
+                    source,
+                }
+            })?,
+            None => {
+                let from_env = non_empty_env("RUST_LOG");
+                EnvFilter::builder().parse_lossy(from_env.as_deref().unwrap_or("info"))
+            }
+        };
+        let format = self.format.unwrap_or_else(format_from_env);
+
+        let otel_layer = self.tracer_provider.as_ref().map(|provider| {
+            let tracer = provider.tracer("tracing-correlation");
+            let layer = tracing_opentelemetry::layer().with_tracer(tracer);
+            if self.otel_span_events {
+                layer.boxed()
+            } else {
+                layer.with_filter(filter_fn(|meta| meta.is_span())).boxed()
+            }
+        });
+        let correlation = if self.tracer_provider.is_some() {
+            CorrelationLayer::with_opentelemetry()
+        } else {
+            CorrelationLayer::new()
+        };
+        let fmt_layer = match format {
+            OutputFormat::Json => tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .fmt_fields(SpanFieldsFromCorrelationLayer)
+                .event_format(self.json)
+                .with_writer(self.writer)
+                .boxed(),
+            OutputFormat::Pretty => tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .fmt_fields(SpanFieldsFromCorrelationLayer)
+                .event_format(PrettyFormat::new())
+                .with_writer(self.writer)
+                .boxed(),
+        };
+
+        let subscriber = tracing_subscriber::registry()
+            .with(filter)
+            .with(otel_layer)
+            .with(correlation)
+            .with(fmt_layer);
+        tracing::subscriber::set_global_default(subscriber)
+            .map_err(|_| InitError::AlreadyInitialized)?;
+
+        if self.propagators {
+            install_default_propagator();
+        }
+        if self.panic_hook {
+            crate::panic_hook::install();
+        }
+        let (worker, dropped) = match self.worker {
+            Some((guard, counter)) => (Some(guard), counter),
+            None => (None, None),
+        };
+        Ok(LoggingGuard {
+            provider: self.tracer_provider,
+            worker,
+            dropped,
+            shutdown_timeout: self.shutdown_timeout,
+        })
+    }
+
+    /// Like [`Builder::try_init`], but panics on error.
+    ///
+    /// # Panics
+    ///
+    /// If a global `tracing` subscriber is already installed, or the filter
+    /// given to [`Builder::filter`] is invalid.
+    pub fn init(self) -> LoggingGuard {
+        match self.try_init() {
+            Ok(guard) => guard,
+            Err(error) => panic!("tracing-correlation: {error}"),
+        }
+    }
+}
+
+/// Installs W3C trace context + baggage as the global propagator.
+fn install_default_propagator() {
+    use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry::propagation::TextMapCompositePropagator::new(vec![
+            Box::new(TraceContextPropagator::new()),
+            Box::new(BaggagePropagator::new()),
+        ]),
+    );
+}
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn format_from_env() -> OutputFormat {
+    match non_empty_env("LOG_FORMAT") {
+        None => OutputFormat::Json,
+        Some(value) if value.trim().eq_ignore_ascii_case("json") => OutputFormat::Json,
+        Some(value) if value.trim().eq_ignore_ascii_case("pretty") => OutputFormat::Pretty,
+        Some(value) => {
+            eprintln!("tracing-correlation: LOG_FORMAT={value:?} is neither `json` nor `pretty`; using json");
+            OutputFormat::Json
+        }
+    }
+}
+
+/// The fmt layer formats each span's fields for its own use; ours come from
+/// the correlation layer, so that work is skipped.
+#[derive(Debug, Clone, Copy, Default)]
+struct SpanFieldsFromCorrelationLayer;
+
+impl<'w> FormatFields<'w> for SpanFieldsFromCorrelationLayer {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        _writer: Writer<'w>,
+        _fields: R,
+    ) -> std::fmt::Result {
+        Ok(())
+    }
+
+    fn add_fields(
+        &self,
+        _current: &'w mut tracing_subscriber::fmt::FormattedFields<Self>,
+        _fields: &tracing_core::span::Record<'_>,
+    ) -> std::fmt::Result {
+        Ok(())
+    }
+}
+
+/// Why setup failed, and what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InitError {
+    /// A global `tracing` subscriber was already installed.
+    #[error(
+        "a global tracing subscriber is already installed: call init_json_logging() once, \
+         at the start of main, or add CorrelationLayer and JsonFormat to your own subscriber"
+    )]
+    AlreadyInitialized,
+    /// The filter directives did not parse.
+    #[error("invalid log filter {directives:?}: {source}; use RUST_LOG syntax such as `info,my_crate=debug`")]
+    InvalidFilter {
+        /// The directives as given.
+        directives: String,
+        /// The parser's complaint.
+        source: ParseError,
+    },
+}
+
+/// Flushes logs (and exported spans) when dropped; keep it alive until the
+/// end of `main`.
+///
+/// On drop it shuts the tracer provider down (waiting at most the
+/// [shutdown timeout](Builder::shutdown_timeout)), then lets a non-blocking
+/// writer drain (at most one second), then reports on stderr how many lines a
+/// lossy writer dropped, if any.
+#[must_use = "dropping the guard at once flushes and stops export; bind it: `let _guard = …`"]
+#[derive(Debug)]
+pub struct LoggingGuard {
+    provider: Option<SdkTracerProvider>,
+    worker: Option<WorkerGuard>,
+    dropped: Option<ErrorCounter>,
+    shutdown_timeout: Duration,
+}
+
+impl LoggingGuard {
+    /// How many lines a lossy non-blocking writer has dropped so far (always
+    /// 0 otherwise).
+    #[must_use]
+    pub fn dropped_lines(&self) -> usize {
+        self.dropped.as_ref().map_or(0, ErrorCounter::dropped_lines)
+    }
+}
+
+impl Drop for LoggingGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            shutdown_provider(provider, self.shutdown_timeout);
+        }
+        drop(self.worker.take());
+        let dropped = self.dropped_lines();
+        if dropped > 0 {
+            eprintln!("tracing-correlation: the non-blocking writer dropped {dropped} log lines because its buffer was full");
+        }
+        let _ = io::Write::flush(&mut io::stdout());
+    }
+}
+
+/// Shuts a provider down on a helper thread, waiting at most `timeout`, so an
+/// unreachable collector never holds the application's exit.
+pub(crate) fn shutdown_provider(provider: SdkTracerProvider, timeout: Duration) {
+    let (done, wait) = mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("tracing-correlation-shutdown".into())
+        .spawn(move || {
+            let _ = done.send(provider.shutdown_with_timeout(timeout));
+        });
+    if spawned.is_ok() {
+        match wait.recv_timeout(timeout + Duration::from_millis(100)) {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => eprintln!("tracing-correlation: span export shutdown failed: {error}"),
+            Err(_) => eprintln!(
+                "tracing-correlation: span export did not finish within {timeout:?}; unexported spans were dropped"
+            ),
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! The correlation layer: keeps span ids and the OpenTelemetry context in step
+//! with `tracing` spans, and renders each span's fields once.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceState};
+use opentelemetry::{Context, ContextGuard};
+use tracing_core::span::{Attributes, Id, Record};
+use tracing_core::{Dispatch, Subscriber};
+use tracing_subscriber::layer;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
+
+use crate::format::span_fields::SpanFields;
+use crate::ids::{new_span_id, new_trace_id, TraceIds};
+
+/// A `tracing-subscriber` layer that gives every span a W3C trace context and
+/// keeps `opentelemetry::Context::current()` in step with the entered span.
+///
+/// It works in one of two modes, chosen when it is built:
+///
+/// * **Stand-alone** ([`CorrelationLayer::new`]): no OpenTelemetry SDK runs.
+///   The layer mints ids itself — a child span inherits its parent's trace id,
+///   flags and trace state; a span created while an OpenTelemetry context is
+///   attached (for example a remote parent extracted from a `traceparent`
+///   header) becomes its child; otherwise it starts a new random trace. On
+///   enter it attaches an OpenTelemetry [`Context`] carrying that span context
+///   (and the ambient baggage) and detaches it on exit, tolerating
+///   out-of-order exits, so propagators and OpenTelemetry-native code see the
+///   same ids as the log lines.
+/// * **With OpenTelemetry** ([`CorrelationLayer::with_opentelemetry`]): a
+///   `tracing_opentelemetry` layer sits *below* this one in the stack and
+///   owns the ids; this layer records, on each span's first enter, the ids the
+///   SDK gave it. It never starts an OpenTelemetry span itself (so
+///   `set_parent` keeps working until the span is entered) and never takes
+///   the OpenTelemetry layer's per-span lock.
+///
+/// Either way it also renders each span's fields to JSON once, when they are
+/// recorded, so the [`JsonFormat`](crate::JsonFormat) splices them into each
+/// line without re-parsing.
+///
+/// ```
+/// use tracing_correlation::{CorrelationLayer, JsonFormat};
+/// use tracing_subscriber::layer::SubscriberExt;
+///
+/// let subscriber = tracing_subscriber::registry()
+///     .with(CorrelationLayer::new())
+///     .with(tracing_subscriber::fmt::layer().event_format(JsonFormat::new()));
+/// tracing::subscriber::with_default(subscriber, || {
+///     let _span = tracing::info_span!("request", id = 7).entered();
+///     tracing::info!("handled"); // {"timestamp":…,"trace_id":…,"span_id":…}
+/// });
+/// ```
+#[derive(Debug)]
+pub struct CorrelationLayer {
+    source: IdSource,
+    /// Distinguishes this layer's entries in the per-thread guard stack from
+    /// those of another subscriber on the same thread (span ids are only
+    /// unique within one subscriber).
+    instance: u64,
+    lookup: IdsLookup,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IdSource {
+    Mint,
+    OpenTelemetry,
+}
+
+static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(1);
+
+impl CorrelationLayer {
+    /// A stand-alone layer that mints W3C trace and span ids itself.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::with_source(IdSource::Mint)
+    }
+
+    /// A layer that reads ids from a `tracing_opentelemetry` layer, which must
+    /// be added to the subscriber *before* this one (so it runs first) with
+    /// context activation on (its default).
+    ///
+    /// ```
+    /// use tracing_correlation::{opentelemetry_sdk::trace::SdkTracerProvider, CorrelationLayer};
+    /// use tracing_correlation::opentelemetry::trace::TracerProvider as _;
+    /// use tracing_subscriber::layer::SubscriberExt;
+    ///
+    /// let provider = SdkTracerProvider::builder().build();
+    /// let subscriber = tracing_subscriber::registry()
+    ///     .with(tracing_correlation::tracing_opentelemetry::layer().with_tracer(provider.tracer("app")))
+    ///     .with(CorrelationLayer::with_opentelemetry());
+    /// # drop(subscriber);
+    /// ```
+    #[must_use]
+    pub fn with_opentelemetry() -> Self {
+        Self::with_source(IdSource::OpenTelemetry)
+    }
+
+    fn with_source(source: IdSource) -> Self {
+        Self {
+            source,
+            instance: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
+            lookup: IdsLookup { get: |_, _| None },
+        }
+    }
+}
+
+impl Default for CorrelationLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What the layer keeps for each span, in the span's registry extensions.
+pub(crate) struct SpanData {
+    /// Set at creation (stand-alone) or on first enter (OpenTelemetry).
+    ids: OnceLock<TraceIds>,
+    /// Stand-alone: the context attached while the span is entered.
+    context: Option<Context>,
+    /// OpenTelemetry: the span id current when this span was created; if the
+    /// context is still on it at enter, the SDK did not activate this span.
+    parent_span_id: SpanId,
+    pub(crate) fields: SpanFields,
+}
+
+impl SpanData {
+    /// The span's ids, once known.
+    pub(crate) fn ids(&self) -> Option<TraceIds> {
+        self.ids.get().copied()
+    }
+}
+
+/// Reads a span's ids through a type-erased dispatcher (see
+/// [`TraceIds::from_span`]).
+#[derive(Clone, Copy)]
+pub(crate) struct IdsLookup {
+    get: fn(&Dispatch, &Id) -> Option<TraceIds>,
+}
+
+impl fmt::Debug for IdsLookup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("IdsLookup")
+    }
+}
+
+impl IdsLookup {
+    pub(crate) fn ids(&self, dispatch: &Dispatch, id: &Id) -> Option<TraceIds> {
+        (self.get)(dispatch, id)
+    }
+}
+
+fn lookup_ids<S>(dispatch: &Dispatch, id: &Id) -> Option<TraceIds>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let subscriber = dispatch.downcast_ref::<S>()?;
+    let span = subscriber.span(id)?;
+    let extensions = span.extensions();
+    extensions.get::<SpanData>()?.ids()
+}
+
+// The contexts this thread's entered spans attached (stand-alone mode), keyed
+// by layer instance and span id so exits may come in any order.
+thread_local! {
+    static ATTACHED: RefCell<Vec<(u64, Id, ContextGuard)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl CorrelationLayer {
+    /// Chooses the parent context and ids of a new span (stand-alone mode).
+    fn mint<S>(&self, attrs: &Attributes<'_>, ctx: &layer::Context<'_, S>) -> (Context, TraceIds)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let base = if let Some(parent) = attrs.parent() {
+            ctx.span(parent).and_then(|span| {
+                let extensions = span.extensions();
+                extensions.get::<SpanData>().and_then(|d| d.context.clone())
+            })
+        } else if attrs.is_contextual() {
+            Some(Context::current())
+        } else {
+            None
+        }
+        .unwrap_or_default();
+
+        let parent = base.span().span_context().clone();
+        let (trace_id, flags, state) = if parent.is_valid() {
+            (
+                parent.trace_id(),
+                parent.trace_flags(),
+                parent.trace_state().clone(),
+            )
+        } else {
+            (new_trace_id(), TraceFlags::SAMPLED, TraceState::NONE)
+        };
+        let span_id = new_span_id();
+        let span_context = SpanContext::new(trace_id, span_id, flags, false, state);
+        // Both ids are non-zero: the parent's were valid, ours are minted so.
+        let ids = TraceIds::from_valid_parts(trace_id, span_id, flags);
+        (base.with_remote_span_context(span_context), ids)
+    }
+}
+
+impl<S> Layer<S> for CorrelationLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_layer(&mut self, _subscriber: &mut S) {
+        self.lookup = IdsLookup {
+            get: lookup_ids::<S>,
+        };
+    }
+
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: layer::Context<'_, S>) {
+        let Some(span) = ctx.span(id) else {
+            return;
+        };
+        let fields = SpanFields::new(attrs);
+        let data = match self.source {
+            IdSource::Mint => {
+                let (context, ids) = self.mint(attrs, &ctx);
+                SpanData {
+                    ids: OnceLock::from(ids),
+                    context: Some(context),
+                    parent_span_id: SpanId::INVALID,
+                    fields,
+                }
+            }
+            IdSource::OpenTelemetry => {
+                let parent_span_id = if let Some(parent) = attrs.parent() {
+                    ctx.span(parent)
+                        .and_then(|p| p.extensions().get::<SpanData>().and_then(SpanData::ids))
+                        .map_or(SpanId::INVALID, |ids| ids.span_id())
+                } else if attrs.is_contextual() {
+                    Context::map_current(|cx| cx.span().span_context().span_id())
+                } else {
+                    SpanId::INVALID
+                };
+                SpanData {
+                    ids: OnceLock::new(),
+                    context: None,
+                    parent_span_id,
+                    fields,
+                }
+            }
+        };
+        span.extensions_mut().insert(data);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: layer::Context<'_, S>) {
+        if let Some(span) = ctx.span(id) {
+            if let Some(data) = span.extensions_mut().get_mut::<SpanData>() {
+                data.fields.record(values);
+            }
+        }
+    }
+
+    fn on_enter(&self, id: &Id, ctx: layer::Context<'_, S>) {
+        let Some(span) = ctx.span(id) else {
+            return;
+        };
+        match self.source {
+            IdSource::Mint => {
+                let context = {
+                    let extensions = span.extensions();
+                    extensions.get::<SpanData>().and_then(|d| d.context.clone())
+                };
+                if let Some(context) = context {
+                    let guard = context.attach();
+                    let instance = self.instance;
+                    // If the thread is exiting, the guard drops here: nothing leaks.
+                    let _ = ATTACHED.try_with(|stack| {
+                        if let Ok(mut stack) = stack.try_borrow_mut() {
+                            stack.push((instance, id.clone(), guard));
+                        }
+                    });
+                }
+            }
+            IdSource::OpenTelemetry => {
+                let extensions = span.extensions();
+                if let Some(data) = extensions.get::<SpanData>() {
+                    if data.ids.get().is_none() {
+                        // The OpenTelemetry layer ran first and attached this
+                        // span's context.
+                        let current = Context::map_current(|cx| {
+                            let sc = cx.span().span_context().clone();
+                            (sc.span_id() != data.parent_span_id)
+                                .then(|| TraceIds::from_span_context(&sc))
+                                .flatten()
+                        });
+                        if let Some(ids) = current {
+                            let _ = data.ids.set(ids);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_exit(&self, id: &Id, _ctx: layer::Context<'_, S>) {
+        if self.source != IdSource::Mint {
+            return;
+        }
+        let instance = self.instance;
+        let guard = ATTACHED
+            .try_with(|stack| {
+                let mut stack = stack.try_borrow_mut().ok()?;
+                let at = stack
+                    .iter()
+                    .rposition(|(i, entered, _)| *i == instance && entered == id)?;
+                Some(stack.remove(at))
+            })
+            .ok()
+            .flatten();
+        // Dropped after the stack's borrow ends: restoring the previous
+        // context may run arbitrary destructors.
+        drop(guard);
+    }
+
+    // SAFETY: each returned pointer is derived from `&self` (or a field of
+    // it) and matches the `TypeId` asked for, so the caller's cast back to that
+    // type is valid for as long as the layer lives — the contract of
+    // `Layer::downcast_raw`.
+    #[allow(unsafe_code)]
+    unsafe fn downcast_raw(&self, id: std::any::TypeId) -> Option<*const ()> {
+        if id == std::any::TypeId::of::<Self>() {
+            Some(std::ptr::from_ref(self).cast())
+        } else if id == std::any::TypeId::of::<IdsLookup>() {
+            Some(std::ptr::from_ref(&self.lookup).cast())
+        } else {
+            None
+        }
+    }
+}
+
+/// Reads what the layer stored for a span, if the layer is present.
+pub(crate) fn with_span_data<'a, R: LookupSpan<'a>, T>(
+    span: &tracing_subscriber::registry::SpanRef<'a, R>,
+    f: impl FnOnce(&SpanData) -> T,
+) -> Option<T> {
+    let extensions = span.extensions();
+    extensions.get::<SpanData>().map(f)
+}
