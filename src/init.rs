@@ -13,6 +13,7 @@ use tracing_subscriber::fmt::{FormatFields, MakeWriter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Layer;
 
+use crate::writer::ReentrancyLimited;
 use crate::{CorrelationLayer, JsonFormat, PrettyFormat};
 
 /// Sets up JSON logging with trace correlation for the whole process, with
@@ -262,13 +263,13 @@ where
                 .with_ansi(false)
                 .fmt_fields(SpanFieldsFromCorrelationLayer)
                 .event_format(self.json)
-                .with_writer(self.writer)
+                .with_writer(ReentrancyLimited(self.writer))
                 .boxed(),
             OutputFormat::Pretty => tracing_subscriber::fmt::layer()
                 .with_ansi(false)
                 .fmt_fields(SpanFieldsFromCorrelationLayer)
                 .event_format(PrettyFormat::new())
-                .with_writer(self.writer)
+                .with_writer(ReentrancyLimited(self.writer))
                 .boxed(),
         };
 

@@ -32,6 +32,7 @@ mod ids;
 mod init;
 mod layer;
 mod panic_hook;
+mod writer;
 
 pub use format::json::{FieldPlacement, JsonFormat, MissingIds};
 pub use format::keys::TraceKeys;
