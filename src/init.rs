@@ -230,6 +230,37 @@ where
     /// set; [`InitError::InvalidFilter`] if the directives given to
     /// [`Builder::filter`] do not parse. Nothing is installed on error.
     pub fn try_init(self) -> Result<LoggingGuard, InitError> {
+        let (propagators, panic_hook) = (self.propagators, self.panic_hook);
+        let (dispatch, guard) = self.build()?;
+        tracing::dispatcher::set_global_default(dispatch)
+            .map_err(|_| InitError::AlreadyInitialized)?;
+        if propagators {
+            install_default_propagator();
+        }
+        if panic_hook {
+            crate::panic_hook::install();
+        }
+        Ok(guard)
+    }
+
+    /// Builds the subscriber without installing anything process-wide (no
+    /// global subscriber, propagator or panic hook), for scoped use with
+    /// `tracing::dispatcher::with_default`, tests and benchmarks.
+    ///
+    /// # Errors
+    ///
+    /// [`InitError::InvalidFilter`] if the directives given to
+    /// [`Builder::filter`] do not parse.
+    ///
+    /// ```
+    /// let (dispatch, _guard) = tracing_correlation::builder()
+    ///     .writer(std::io::sink)
+    ///     .filter("debug")
+    ///     .build()
+    ///     .expect("valid filter");
+    /// tracing::dispatcher::with_default(&dispatch, || tracing::debug!("scoped"));
+    /// ```
+    pub fn build(self) -> Result<(tracing::Dispatch, LoggingGuard), InitError> {
         let filter = match &self.filter {
             Some(directives) => EnvFilter::builder().parse(directives).map_err(|source| {
                 InitError::InvalidFilter {
@@ -278,25 +309,17 @@ where
             .with(otel_layer)
             .with(correlation)
             .with(fmt_layer);
-        tracing::subscriber::set_global_default(subscriber)
-            .map_err(|_| InitError::AlreadyInitialized)?;
-
-        if self.propagators {
-            install_default_propagator();
-        }
-        if self.panic_hook {
-            crate::panic_hook::install();
-        }
         let (worker, dropped) = match self.worker {
             Some((guard, counter)) => (Some(guard), counter),
             None => (None, None),
         };
-        Ok(LoggingGuard {
+        let guard = LoggingGuard {
             provider: self.tracer_provider,
             worker,
             dropped,
             shutdown_timeout: self.shutdown_timeout,
-        })
+        };
+        Ok((tracing::Dispatch::new(subscriber), guard))
     }
 
     /// Like [`Builder::try_init`], but panics on error.
