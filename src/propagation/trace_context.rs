@@ -1,7 +1,7 @@
 //! Strict W3C Trace Context (Level 2): `traceparent` and `tracestate`.
 //!
 //! The parser follows <https://www.w3.org/TR/trace-context-2/> to the letter
-//! instead of opentelemetry_sdk's lenient one, which accepts one-digit versions,
+//! instead of `opentelemetry_sdk`'s lenient one, which accepts one-digit versions,
 //! short ids (left-padded), a trailing `-` after version `00`, and drops the
 //! Level 2 random flag.
 
@@ -242,6 +242,7 @@ pub fn parse_traceparent(value: &str) -> Result<SpanContext, TraceparentError> {
 ///     Some("00-00000000000000000000000000000001-0000000000000002-03")
 /// );
 /// ```
+#[must_use]
 pub fn format_traceparent(span_context: &SpanContext) -> Option<String> {
     if !span_context.is_valid() {
         return None;
