@@ -92,6 +92,7 @@ pub struct Builder<W = fn() -> io::Stdout> {
     filter: Option<String>,
     panic_hook: bool,
     propagators: bool,
+    continue_env_trace: bool,
     tracer_provider: Option<SdkTracerProvider>,
     otel_span_events: bool,
     shutdown_timeout: Duration,
@@ -107,6 +108,7 @@ impl Builder {
             filter: None,
             panic_hook: true,
             propagators: true,
+            continue_env_trace: true,
             tracer_provider: None,
             otel_span_events: false,
             shutdown_timeout: Duration::from_secs(5),
@@ -131,6 +133,7 @@ where
             filter: self.filter,
             panic_hook: self.panic_hook,
             propagators: self.propagators,
+            continue_env_trace: self.continue_env_trace,
             tracer_provider: self.tracer_provider,
             otel_span_events: self.otel_span_events,
             shutdown_timeout: self.shutdown_timeout,
@@ -191,8 +194,21 @@ where
         self
     }
 
-    /// Whether to install the W3C trace-context and baggage propagators as
-    /// OpenTelemetry's global propagator (on by default).
+    /// Whether to continue the trace of a parent process (on by default):
+    /// when this process' environment holds a valid `TRACEPARENT` (and
+    /// optionally `TRACESTATE`, `BAGGAGE`), as set by
+    /// [`inject_into_command`](crate::inject_into_command), that context is
+    /// attached on the thread calling `try_init` for the rest of its life, so
+    /// spans created there are children of the parent's span. Other threads
+    /// start their own traces unless given a context.
+    pub fn continue_trace_from_env(mut self, on: bool) -> Self {
+        self.continue_env_trace = on;
+        self
+    }
+
+    /// Whether to install the strict W3C trace-context and baggage
+    /// propagators as OpenTelemetry's global propagator (on by default),
+    /// honouring `OTEL_PROPAGATORS` (`tracecontext`, `baggage`, `none`).
     pub fn propagators(mut self, on: bool) -> Self {
         self.propagators = on;
         self
@@ -230,12 +246,16 @@ where
     /// set; [`InitError::InvalidFilter`] if the directives given to
     /// [`Builder::filter`] do not parse. Nothing is installed on error.
     pub fn try_init(self) -> Result<LoggingGuard, InitError> {
-        let (propagators, panic_hook) = (self.propagators, self.panic_hook);
+        let (propagators, panic_hook, continue_env_trace) =
+            (self.propagators, self.panic_hook, self.continue_env_trace);
         let (dispatch, guard) = self.build()?;
         tracing::dispatcher::set_global_default(dispatch)
             .map_err(|_| InitError::AlreadyInitialized)?;
         if propagators {
             install_default_propagator();
+        }
+        if continue_env_trace {
+            continue_trace_from_env();
         }
         if panic_hook {
             crate::panic_hook::install();
@@ -336,15 +356,31 @@ where
     }
 }
 
-/// Installs W3C trace context + baggage as the global propagator.
+/// Installs the strict W3C propagators chosen by `OTEL_PROPAGATORS` as
+/// OpenTelemetry's global propagator.
 fn install_default_propagator() {
-    use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
-    opentelemetry::global::set_text_map_propagator(
-        opentelemetry::propagation::TextMapCompositePropagator::new(vec![
-            Box::new(TraceContextPropagator::new()),
-            Box::new(BaggagePropagator::new()),
-        ]),
-    );
+    opentelemetry::global::set_text_map_propagator(crate::propagator_from_env());
+}
+
+thread_local! {
+    /// The trace this process continues (from `TRACEPARENT` in its own
+    /// environment), attached on the thread that initialised logging until
+    /// that thread ends.
+    static ENV_PARENT: std::cell::RefCell<Option<opentelemetry::ContextGuard>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Attaches the trace context found in this process' environment, if any, on
+/// the calling thread.
+fn continue_trace_from_env() -> Option<crate::TraceIds> {
+    let context = crate::context_from_env();
+    let ids = crate::TraceIds::from_context(&context)?;
+    let _ = ENV_PARENT.try_with(|slot| {
+        if let Ok(mut slot) = slot.try_borrow_mut() {
+            *slot = Some(context.attach());
+        }
+    });
+    Some(ids)
 }
 
 fn non_empty_env(name: &str) -> Option<String> {

@@ -32,6 +32,7 @@ mod ids;
 mod init;
 mod layer;
 mod panic_hook;
+mod propagation;
 mod writer;
 
 pub use format::json::{FieldPlacement, JsonFormat, MissingIds};
@@ -41,6 +42,13 @@ pub use format::time::Rfc3339Micros;
 pub use ids::{Hex, TraceIds};
 pub use init::{builder, init_json_logging, Builder, InitError, LoggingGuard, NonBlockingMode, OutputFormat};
 pub use layer::CorrelationLayer;
+pub use propagation::{
+    context_from_env, context_from_env_with, extract_context, extract_context_with,
+    format_traceparent, inject_context, inject_context_with, inject_current_context,
+    inject_into_command, inject_into_command_with, parse_traceparent, parse_tracestate,
+    propagator_from_env, propagator_from_env_with, Carrier, TextMapCarrier, TraceparentError,
+    TracestateError, W3cBaggagePropagator, W3cPropagator, W3cTraceContextPropagator,
+};
 
 pub use opentelemetry;
 pub use opentelemetry_sdk;
