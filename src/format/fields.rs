@@ -18,6 +18,8 @@ pub(crate) const RENAME_PREFIX: &str = "fields.";
 /// ordinary event allocates nothing here.
 pub(crate) struct KeySet<'k> {
     reserved: &'k [Cow<'static, str>],
+    /// A one-bit-per-key summary of `reserved` (see [`key_bit`]).
+    reserved_bits: u64,
     inline: [(&'k str, u8); 16],
     len: usize,
     spill: Vec<(&'k str, u8)>,
@@ -25,8 +27,14 @@ pub(crate) struct KeySet<'k> {
 
 impl<'k> KeySet<'k> {
     pub(crate) fn new(reserved: &'k [Cow<'static, str>]) -> Self {
+        Self::with_bits(reserved, reserved_bits(reserved))
+    }
+
+    /// Like [`KeySet::new`], with the summary of `reserved` precomputed.
+    pub(crate) fn with_bits(reserved: &'k [Cow<'static, str>], reserved_bits: u64) -> Self {
         Self {
             reserved,
+            reserved_bits,
             inline: [("", 0); 16],
             len: 0,
             spill: Vec::new(),
@@ -34,11 +42,16 @@ impl<'k> KeySet<'k> {
     }
 
     fn taken(&self, name: &str, depth: u8) -> bool {
-        self.reserved.iter().any(|r| same_key(r, 0, name, depth))
-            || self.inline[..self.len]
-                .iter()
-                .chain(&self.spill)
-                .any(|(n, d)| same_key(n, *d, name, depth))
+        let maybe_reserved = depth > 0 || self.reserved_bits & key_bit(name) != 0;
+        if maybe_reserved && self.reserved.iter().any(|r| same_key(r, 0, name, depth)) {
+            return true;
+        }
+        for &(n, d) in &self.inline[..self.len] {
+            if same_key(n, d, name, depth) {
+                return true;
+            }
+        }
+        self.spill.iter().any(|&(n, d)| same_key(n, d, name, depth))
     }
 
     /// Records a key claimed earlier (by a previous rendering).
@@ -62,8 +75,29 @@ impl<'k> KeySet<'k> {
     }
 }
 
+/// One of 64 bits chosen by a key's length and first byte: a key whose bit
+/// is not in a set's summary is not in the set.
+fn key_bit(name: &str) -> u64 {
+    let first = name.as_bytes().first().copied().unwrap_or(0);
+    1 << ((name.len() * 7 + usize::from(first)) % 64)
+}
+
+/// The summary of a set of reserved keys, for [`KeySet::with_bits`].
+pub(crate) fn reserved_bits(reserved: &[Cow<'static, str>]) -> u64 {
+    reserved.iter().fold(0, |bits, name| bits | key_bit(name))
+}
+
 /// Whether `prefix^d1 + n1` and `prefix^d2 + n2` are the same text.
+#[inline]
 fn same_key(n1: &str, d1: u8, n2: &str, d2: u8) -> bool {
+    if d1 == d2 {
+        return n1 == n2;
+    }
+    if n1.len() + usize::from(d1) * RENAME_PREFIX.len()
+        != n2.len() + usize::from(d2) * RENAME_PREFIX.len()
+    {
+        return false;
+    }
     let (short, long, diff) = if d1 >= d2 {
         (n1, n2, d1 - d2)
     } else {
@@ -81,7 +115,7 @@ fn same_key(n1: &str, d1: u8, n2: &str, d2: u8) -> bool {
 
 /// Writes `"key":` for a claimed key, escaping the name.
 pub(crate) fn write_key<W: Write + ?Sized>(out: &mut W, name: &str, depth: u8) -> fmt::Result {
-    out.write_char('"')?;
+    out.write_str("\"")?;
     for _ in 0..depth {
         out.write_str(RENAME_PREFIX)?;
     }
@@ -111,6 +145,9 @@ pub(crate) enum Pass {
     All,
     /// Every field but `message`.
     SkipMessage,
+    /// Every field, the first `message` written as `,"message":"…"` before
+    /// the opening (so it must come first, as `tracing`'s macros put it).
+    InlineMessage,
 }
 
 /// A field visitor writing `"key":value` members separated by commas.
@@ -157,6 +194,12 @@ impl<'a, 'k, W: Write + ?Sized> JsonFields<'a, 'k, W> {
     fn begin(&mut self, field: &Field) -> bool {
         if self.result.is_err() || (self.pass == Pass::SkipMessage && field.name() == "message") {
             return false;
+        }
+        if self.pass == Pass::InlineMessage && field.name() == "message" {
+            // Any later field called `message` is an ordinary (renamed) one.
+            self.pass = Pass::All;
+            self.result = self.out.write_str(",\"message\":");
+            return self.result.is_ok();
         }
         let name: &'static str = field.name();
         let depth = self.keys.claim(name);
@@ -240,9 +283,9 @@ pub(crate) fn write_debug_string<W: Write + ?Sized>(
     out: &mut W,
     value: &dyn fmt::Debug,
 ) -> fmt::Result {
-    out.write_char('"')?;
+    out.write_str("\"")?;
     write!(Escaping(out), "{value:?}")?;
-    out.write_char('"')
+    out.write_str("\"")
 }
 
 /// Writes a value's `Display` output as a JSON string.
@@ -250,9 +293,9 @@ pub(crate) fn write_display_string<W: Write + ?Sized>(
     out: &mut W,
     value: &dyn fmt::Display,
 ) -> fmt::Result {
-    out.write_char('"')?;
+    out.write_str("\"")?;
     write!(Escaping(out), "{value}")?;
-    out.write_char('"')
+    out.write_str("\"")
 }
 
 /// Writes only the `message` field's text (escaped, without quotes).
@@ -288,9 +331,12 @@ mod tests {
         let mut keys = KeySet::new(&reserved);
         assert_eq!(keys.claim("a"), 0);
         assert_eq!(keys.claim("message"), 1); // fields.message
-        assert_eq!(keys.claim("fields.message"), 2); // literal name taken by the rename
-        assert_eq!(keys.claim("a"), 1);
-        assert_eq!(keys.claim("fields.a"), 2);
+        // "fields.message" is taken by the rename: "fields.fields.message".
+        assert_eq!(keys.claim("fields.message"), 1);
+        assert_eq!(keys.claim("a"), 1); // fields.a
+        assert_eq!(keys.claim("fields.a"), 1); // fields.fields.a
+        assert_eq!(keys.claim("fields.fields.a"), 1); // fields.fields.fields.a
+        assert_eq!(keys.claim("a"), 4); // every shorter form is taken
         for i in 0..40 {
             // Spills past the inline capacity.
             let name: &'static str = Box::leak(format!("k{i}").into_boxed_str());

@@ -1,6 +1,7 @@
 //! The JSON event formatter: one object per line, trace context included.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt::{self, Write};
 
 use tracing_core::{Event, Subscriber};
@@ -10,7 +11,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use super::escape::{write_escaped, write_quoted, Escaping};
-use super::fields::{JsonFields, KeySet, MessageOnly, Pass};
+use super::fields::{reserved_bits, JsonFields, KeySet, MessageOnly, Pass};
 use super::keys::{RenderedKeys, TraceKeys};
 use super::time::Rfc3339Micros;
 use crate::ids::TraceIds;
@@ -82,6 +83,7 @@ pub struct JsonFormat<T = Rfc3339Micros> {
     target: bool,
     /// Top-level keys an event field may not take.
     reserved: Vec<Cow<'static, str>>,
+    reserved_bits: u64,
 }
 
 impl JsonFormat {
@@ -100,8 +102,9 @@ impl JsonFormat {
             span_list: false,
             target: true,
             reserved: Vec::new(),
+            reserved_bits: 0,
         };
-        this.reserved = this.reserved_keys();
+        this.set_reserved();
         this
     }
 }
@@ -127,6 +130,7 @@ impl<T> JsonFormat<T> {
             span_list: self.span_list,
             target: self.target,
             reserved: self.reserved,
+            reserved_bits: self.reserved_bits,
         }
     }
 
@@ -142,7 +146,7 @@ impl<T> JsonFormat<T> {
     pub fn with_trace_keys(mut self, keys: TraceKeys) -> Self {
         self.rendered_keys = keys.render();
         self.keys = keys;
-        self.reserved = self.reserved_keys();
+        self.set_reserved();
         self
     }
 
@@ -157,7 +161,7 @@ impl<T> JsonFormat<T> {
     #[must_use]
     pub fn with_fields(mut self, placement: FieldPlacement) -> Self {
         self.placement = placement;
-        self.reserved = self.reserved_keys();
+        self.set_reserved();
         self
     }
 
@@ -182,6 +186,11 @@ impl<T> JsonFormat<T> {
     pub fn with_target(mut self, on: bool) -> Self {
         self.target = on;
         self
+    }
+
+    fn set_reserved(&mut self) {
+        self.reserved = self.reserved_keys();
+        self.reserved_bits = reserved_bits(&self.reserved);
     }
 
     fn reserved_keys(&self) -> Vec<Cow<'static, str>> {
@@ -235,24 +244,61 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let meta = event.metadata();
         let span = match event.parent() {
             Some(id) => ctx.span(id),
             None if event.is_contextual() => ctx.lookup_current(),
             None => None,
         };
         let ids = Self::event_ids(event, span.as_ref());
-        let out = &mut writer;
+        // Assemble the line in a reused thread-local buffer (inlined appends
+        // instead of a dynamic call per piece), then hand it over at once.
+        // Logging from inside formatting finds the buffer busy and writes
+        // directly instead.
+        let buffered = LINE.try_with(|line| {
+            let Ok(mut line) = line.try_borrow_mut() else {
+                return None;
+            };
+            line.clear();
+            let result = self
+                .write_line(&mut *line, event, span.as_ref(), ids)
+                .and_then(|()| writer.write_str(&line));
+            if line.capacity() > MAX_KEPT_LINE_CAPACITY {
+                *line = String::new();
+            }
+            Some(result)
+        });
+        match buffered {
+            Ok(Some(result)) => result,
+            _ => self.write_line(&mut writer, event, span.as_ref(), ids),
+        }
+    }
+}
 
-        out.write_char('{')?;
+thread_local! {
+    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// A buffer grown by one huge line is not kept.
+const MAX_KEPT_LINE_CAPACITY: usize = 64 * 1024;
+
+impl<T: FormatTime> JsonFormat<T> {
+    fn write_line<'a, R: LookupSpan<'a>, W: Write + ?Sized>(
+        &self,
+        out: &mut W,
+        event: &Event<'_>,
+        span: Option<&SpanRef<'a, R>>,
+        ids: Option<TraceIds>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        out.write_str("{")?;
         if let Some(timer) = &self.timer {
             out.write_str("\"timestamp\":\"")?;
-            timer.format_time(&mut Writer::new(&mut Escaping(out)))?;
+            write_time(out, timer)?;
             out.write_str("\",")?;
         }
         out.write_str("\"level\":\"")?;
         out.write_str(meta.level().as_str())?;
-        out.write_char('"')?;
+        out.write_str("\"")?;
         match (ids, self.missing) {
             (Some(ids), _) => self.rendered_keys.write(out, Some(&ids))?,
             (None, MissingIds::Zeros) => self.rendered_keys.write(out, None)?,
@@ -262,48 +308,107 @@ where
             out.write_str(",\"target\":")?;
             write_quoted(out, meta.target())?;
         }
-        if event.metadata().fields().field("message").is_some() {
-            out.write_str(",\"message\":\"")?;
-            let mut message = MessageOnly {
-                out: &mut *out,
-                found: false,
-                result: Ok(()),
-            };
-            event.record(&mut message);
-            message.result?;
-            out.write_char('"')?;
-        }
 
-        let (reserved, opening): (&[Cow<'static, str>], &str) = match self.placement {
-            FieldPlacement::Flatten => (&self.reserved, ","),
-            FieldPlacement::Nested => (&[], ",\"fields\":{"),
+        // `tracing`'s macros put `message` first, so one pass writes it
+        // before the fields; otherwise a first pass picks it out.
+        let mut names = meta.fields().iter();
+        let message_first = names.next().is_some_and(|f| f.name() == "message");
+        let pass = if message_first {
+            Pass::InlineMessage
+        } else {
+            if meta.fields().field("message").is_some() {
+                out.write_str(",\"message\":\"")?;
+                let mut message = MessageOnly {
+                    out: &mut *out,
+                    found: false,
+                    result: Ok(()),
+                };
+                event.record(&mut message);
+                message.result?;
+                out.write_str("\"")?;
+            }
+            Pass::SkipMessage
         };
-        let mut keys = KeySet::new(reserved);
-        let mut fields = JsonFields::new(&mut *out, &mut keys, Pass::SkipMessage, opening, ",");
+        let (reserved, bits, opening): (&[Cow<'static, str>], u64, &str) = match self.placement {
+            FieldPlacement::Flatten => (&self.reserved, self.reserved_bits, ","),
+            FieldPlacement::Nested => (&[], 0, ",\"fields\":{"),
+        };
+        let mut keys = KeySet::with_bits(reserved, bits);
+        let mut fields = JsonFields::new(&mut *out, &mut keys, pass, opening, ",");
         event.record(&mut fields);
         let wrote_nested = fields.wrote_any() && self.placement == FieldPlacement::Nested;
         fields.result?;
         if wrote_nested {
-            out.write_char('}')?;
+            out.write_str("}")?;
         }
 
-        if let Some(span) = span.as_ref() {
+        if let Some(span) = span {
             if self.current_span {
                 out.write_str(",\"span\":{")?;
                 write_span_members(out, span)?;
-                out.write_char('}')?;
+                out.write_str("}")?;
             }
             if self.span_list {
                 out.write_str(",\"spans\":[")?;
                 for (i, span) in span.scope().from_root().enumerate() {
                     out.write_str(if i == 0 { "{" } else { ",{" })?;
                     write_span_members(out, &span)?;
-                    out.write_char('}')?;
+                    out.write_str("}")?;
                 }
-                out.write_char(']')?;
+                out.write_str("]")?;
             }
         }
         out.write_str("}\n")
+    }
+}
+
+/// Writes the timer's output escaped; short output (any sane timestamp) goes
+/// through a stack buffer and is escaped in one go.
+fn write_time<T: FormatTime, W: Write + ?Sized>(out: &mut W, timer: &T) -> fmt::Result {
+    let mut stack = StackText::default();
+    if timer.format_time(&mut Writer::new(&mut stack)).is_ok() {
+        write_escaped(out, stack.as_str())
+    } else if stack.overflowed {
+        timer.format_time(&mut Writer::new(&mut Escaping(out)))
+    } else {
+        Err(fmt::Error)
+    }
+}
+
+/// Up to 64 bytes of text on the stack.
+struct StackText {
+    bytes: [u8; 64],
+    len: usize,
+    overflowed: bool,
+}
+
+impl Default for StackText {
+    fn default() -> Self {
+        Self {
+            bytes: [0; 64],
+            len: 0,
+            overflowed: false,
+        }
+    }
+}
+
+impl StackText {
+    fn as_str(&self) -> &str {
+        // Only whole `&str`s are ever appended.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+impl Write for StackText {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        if end > self.bytes.len() {
+            self.overflowed = true;
+            return Err(fmt::Error);
+        }
+        self.bytes[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -316,6 +421,6 @@ fn write_span_members<'a, R: LookupSpan<'a>, W: Write + ?Sized>(
         // No correlation layer: the name is all we know.
         out.write_str("\"name\":\"")?;
         write_escaped(out, span.name())?;
-        out.write_char('"')
+        out.write_str("\"")
     })
 }

@@ -177,7 +177,7 @@ impl RenderedKeys {
             out.write_str(&crate::ids::hex_u64(span))?;
         }
         match &self.flags {
-            None => out.write_char('"'),
+            None => out.write_str("\""),
             Some(key) if self.boolean_flags => {
                 out.write_str(key)?;
                 out.write_str(if flags & 1 == 1 { "true" } else { "false" })
@@ -185,7 +185,7 @@ impl RenderedKeys {
             Some(key) => {
                 out.write_str(key)?;
                 out.write_str(&crate::ids::hex_u8(flags))?;
-                out.write_char('"')
+                out.write_str("\"")
             }
         }
     }

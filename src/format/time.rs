@@ -1,6 +1,8 @@
 //! RFC 3339 UTC timestamps with microseconds, written without allocating.
 
+use std::cell::Cell;
 use std::fmt;
+use std::time::SystemTime;
 
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
@@ -17,9 +19,42 @@ use tracing_subscriber::fmt::time::FormatTime;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Rfc3339Micros;
 
+thread_local! {
+    /// The last second this thread formatted and its text up to the `.`:
+    /// calendar arithmetic runs once a second, not once a line.
+    static LAST_SECOND: Cell<(i64, [u8; 20])> = const { Cell::new((i64::MIN, [0; 20])) };
+}
+
 impl FormatTime for Rfc3339Micros {
     fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
-        write_rfc3339_micros(w, time::OffsetDateTime::now_utc())
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let seconds = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        let cached = LAST_SECOND.try_with(|last| {
+            let (second, mut prefix) = last.get();
+            if second != seconds {
+                let mut text = String::with_capacity(27);
+                let at = time::OffsetDateTime::from_unix_timestamp(seconds)
+                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+                let _ = write_rfc3339_micros(&mut text, at);
+                prefix.copy_from_slice(&text.as_bytes()[..20]);
+                last.set((seconds, prefix));
+            }
+            prefix
+        });
+        let Ok(prefix) = cached else {
+            return write_rfc3339_micros(w, time::OffsetDateTime::now_utc());
+        };
+        let mut buf = [0u8; 27];
+        buf[..20].copy_from_slice(&prefix);
+        let mut micros = now.subsec_micros();
+        for digit in buf[20..26].iter_mut().rev() {
+            *digit = b'0' + (micros % 10) as u8;
+            micros /= 10;
+        }
+        buf[26] = b'Z';
+        w.write_str(std::str::from_utf8(&buf).unwrap_or("1970-01-01T00:00:00.000000Z"))
     }
 }
 
@@ -59,6 +94,18 @@ mod tests {
         assert_eq!(out, "2026-11-21T19:01:14.123456Z");
         let parsed = time::OffsetDateTime::parse(&out, &time::format_description::well_known::Rfc3339).unwrap();
         assert_eq!(parsed.unix_timestamp(), at.unix_timestamp());
+    }
+
+    #[test]
+    fn the_timer_agrees_with_the_clock() {
+        let before = time::OffsetDateTime::now_utc();
+        let mut out = String::new();
+        Rfc3339Micros.format_time(&mut Writer::new(&mut out)).unwrap();
+        Rfc3339Micros.format_time(&mut Writer::new(&mut String::new())).unwrap();
+        let after = time::OffsetDateTime::now_utc();
+        let parsed = time::OffsetDateTime::parse(&out, &time::format_description::well_known::Rfc3339).unwrap();
+        assert!(before - time::Duration::microseconds(1) <= parsed && parsed <= after, "{out}");
+        assert_eq!(out.len(), 27);
     }
 
     #[test]
