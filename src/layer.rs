@@ -174,33 +174,41 @@ impl CorrelationLayer {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let base = if let Some(parent) = attrs.parent() {
-            ctx.span(parent).and_then(|span| {
+        let span_id = new_span_id();
+        // A child of `parent`'s span (or a new trace), keeping the rest of
+        // `parent` (baggage) in the new context.
+        let child_of = |parent: &Context| {
+            let parent_span = parent.span();
+            let parent_context = parent_span.span_context();
+            let span_context = if parent_context.is_valid() {
+                SpanContext::new(
+                    parent_context.trace_id(),
+                    span_id,
+                    parent_context.trace_flags(),
+                    false,
+                    parent_context.trace_state().clone(),
+                )
+            } else {
+                SpanContext::new(new_trace_id(), span_id, TraceFlags::SAMPLED, false, TraceState::NONE)
+            };
+            let ids = TraceIds::from_valid_parts(
+                span_context.trace_id(),
+                span_id,
+                span_context.trace_flags(),
+            );
+            (parent.with_remote_span_context(span_context), ids)
+        };
+        if let Some(parent) = attrs.parent() {
+            let parent = ctx.span(parent).and_then(|span| {
                 let extensions = span.extensions();
                 extensions.get::<SpanData>().and_then(|d| d.context.clone())
-            })
+            });
+            child_of(&parent.unwrap_or_default())
         } else if attrs.is_contextual() {
-            Some(Context::current())
+            Context::map_current(child_of)
         } else {
-            None
+            child_of(&Context::new())
         }
-        .unwrap_or_default();
-
-        let parent = base.span().span_context().clone();
-        let (trace_id, flags, state) = if parent.is_valid() {
-            (
-                parent.trace_id(),
-                parent.trace_flags(),
-                parent.trace_state().clone(),
-            )
-        } else {
-            (new_trace_id(), TraceFlags::SAMPLED, TraceState::NONE)
-        };
-        let span_id = new_span_id();
-        let span_context = SpanContext::new(trace_id, span_id, flags, false, state);
-        // Both ids are non-zero: the parent's were valid, ours are minted so.
-        let ids = TraceIds::from_valid_parts(trace_id, span_id, flags);
-        (base.with_remote_span_context(span_context), ids)
     }
 }
 

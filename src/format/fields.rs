@@ -14,18 +14,21 @@ pub(crate) const RENAME_PREFIX: &str = "fields.";
 /// The keys written so far in one JSON object, so that no key appears twice.
 ///
 /// Keys are compared by their output text: `depth` copies of
-/// [`RENAME_PREFIX`] followed by `name`. The first 16 keys live inline, so an
+/// [`RENAME_PREFIX`] followed by `name`. The first `N` keys live inline, so an
 /// ordinary event allocates nothing here.
-pub(crate) struct KeySet<'k> {
+pub(crate) struct KeySet<'k, const N: usize = 16> {
     reserved: &'k [Cow<'static, str>],
     /// A one-bit-per-key summary of `reserved` (see [`key_bit`]).
     reserved_bits: u64,
-    inline: [(&'k str, u8); 16],
+    inline: [(&'k str, u8); N],
     len: usize,
     spill: Vec<(&'k str, u8)>,
+    /// False when the caller knows every key will be unique: `claim` then
+    /// just answers depth 0.
+    check: bool,
 }
 
-impl<'k> KeySet<'k> {
+impl<'k, const N: usize> KeySet<'k, N> {
     pub(crate) fn new(reserved: &'k [Cow<'static, str>]) -> Self {
         Self::with_bits(reserved, reserved_bits(reserved))
     }
@@ -35,9 +38,10 @@ impl<'k> KeySet<'k> {
         Self {
             reserved,
             reserved_bits,
-            inline: [("", 0); 16],
+            inline: [("", 0); N],
             len: 0,
             spill: Vec::new(),
+            check: true,
         }
     }
 
@@ -64,8 +68,18 @@ impl<'k> KeySet<'k> {
         }
     }
 
+    /// A set for keys known to be unique and unreserved.
+    pub(crate) fn unchecked() -> Self {
+        let mut this = Self::with_bits(&[], 0);
+        this.check = false;
+        this
+    }
+
     /// Claims the first free key for `name` and returns its prefix depth.
     pub(crate) fn claim(&mut self, name: &'k str) -> u8 {
+        if !self.check {
+            return 0;
+        }
         let mut depth = 0u8;
         while self.taken(name, depth) && depth < u8::MAX {
             depth += 1;
@@ -151,9 +165,9 @@ pub(crate) enum Pass {
 }
 
 /// A field visitor writing `"key":value` members separated by commas.
-pub(crate) struct JsonFields<'a, 'k, W: Write + ?Sized> {
+pub(crate) struct JsonFields<'a, 'k, W: Write + ?Sized, const N: usize = 16> {
     out: &'a mut W,
-    keys: &'a mut KeySet<'k>,
+    keys: &'a mut KeySet<'k, N>,
     pass: Pass,
     /// Written before the first member (for example `,"fields":{`); empty
     /// once written.
@@ -166,10 +180,10 @@ pub(crate) struct JsonFields<'a, 'k, W: Write + ?Sized> {
     pub(crate) last_depth: u8,
 }
 
-impl<'a, 'k, W: Write + ?Sized> JsonFields<'a, 'k, W> {
+impl<'a, 'k, W: Write + ?Sized, const N: usize> JsonFields<'a, 'k, W, N> {
     pub(crate) fn new(
         out: &'a mut W,
-        keys: &'a mut KeySet<'k>,
+        keys: &'a mut KeySet<'k, N>,
         pass: Pass,
         opening: &'a str,
         separator: &'a str,
@@ -222,7 +236,7 @@ impl<'a, 'k, W: Write + ?Sized> JsonFields<'a, 'k, W> {
     }
 }
 
-impl<W: Write + ?Sized> Visit for JsonFields<'_, '_, W> {
+impl<W: Write + ?Sized, const N: usize> Visit for JsonFields<'_, '_, W, N> {
     fn record_f64(&mut self, field: &Field, value: f64) {
         if self.begin(field) {
             self.result = write_f64(self.out, value);
@@ -328,7 +342,7 @@ mod tests {
     #[test]
     fn renamed_keys_never_collide_with_literal_names() {
         let reserved = [Cow::Borrowed("message"), Cow::Borrowed("trace_id")];
-        let mut keys = KeySet::new(&reserved);
+        let mut keys = KeySet::<16>::new(&reserved);
         assert_eq!(keys.claim("a"), 0);
         assert_eq!(keys.claim("message"), 1); // fields.message
         // "fields.message" is taken by the rename: "fields.fields.message".

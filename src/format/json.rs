@@ -278,6 +278,9 @@ thread_local! {
     static LINE: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
+/// Event fields checked for duplicates without allocating; more spill.
+const EVENT_KEYS: usize = 16;
+
 /// A buffer grown by one huge line is not kept.
 const MAX_KEPT_LINE_CAPACITY: usize = 64 * 1024;
 
@@ -333,7 +336,7 @@ impl<T: FormatTime> JsonFormat<T> {
             FieldPlacement::Flatten => (&self.reserved, self.reserved_bits, ","),
             FieldPlacement::Nested => (&[], 0, ",\"fields\":{"),
         };
-        let mut keys = KeySet::with_bits(reserved, bits);
+        let mut keys = KeySet::<EVENT_KEYS>::with_bits(reserved, bits);
         let mut fields = JsonFields::new(&mut *out, &mut keys, pass, opening, ",");
         event.record(&mut fields);
         let wrote_nested = fields.wrote_any() && self.placement == FieldPlacement::Nested;

@@ -13,111 +13,197 @@ use super::fields::{JsonFields, KeySet, Pass};
 /// renamed rather than duplicated.
 const RESERVED: &[Cow<'static, str>] = &[Cow::Borrowed("name")];
 
+/// Keys checked inline while rendering a span's fields; more spill.
+const SPAN_KEYS: usize = 4;
+
+/// Fields whose positions are kept inline; more spill to the heap.
+const INLINE_FIELDS: usize = 4;
+
+/// Where one field's member sits in [`SpanFields::members`].
+#[derive(Clone, Copy, Default)]
+struct Member {
+    name: &'static str,
+    depth: u8,
+    start: u32,
+    end: u32,
+}
+
 /// A span's name and fields as JSON object members, ready to splice.
 pub(crate) struct SpanFields {
-    /// `"name":"…"`, escaped.
-    name: String,
+    name: &'static str,
     /// `,"key":value` for each recorded field, in recording order.
     members: String,
-    /// For each member: field name, rename depth, and its byte range in
-    /// `members` (leading comma included), so re-recording replaces it.
-    index: Vec<(&'static str, u8, usize, usize)>,
+    /// Each member's key and byte range (leading comma included), so a field
+    /// recorded again replaces its value.
+    inline: [Member; INLINE_FIELDS],
+    len: usize,
+    spill: Vec<Member>,
 }
 
 impl SpanFields {
     pub(crate) fn new(attrs: &Attributes<'_>) -> Self {
-        let mut name = String::with_capacity(attrs.metadata().name().len() + 9);
-        name.push_str("\"name\":\"");
-        let _ = write_escaped(&mut name, attrs.metadata().name());
-        name.push('"');
+        let field_count = attrs.fields().len();
         let mut this = Self {
-            name,
-            members: String::new(),
-            index: Vec::new(),
+            name: attrs.metadata().name(),
+            // One allocation for typical fields: `,"key":"value"`.
+            members: String::with_capacity(field_count * 24),
+            inline: [Member::default(); INLINE_FIELDS],
+            len: 0,
+            spill: Vec::new(),
         };
-        if !attrs.fields().is_empty() {
-            attrs.record(&mut Recorder { fields: &mut this });
+        if field_count > 0 {
+            // A new span has no members yet: one key set serves every field,
+            // and most field sets need no checking at all.
+            let mut keys = if plain_names(attrs.metadata().fields()) {
+                KeySet::<SPAN_KEYS>::unchecked()
+            } else {
+                KeySet::<SPAN_KEYS>::new(RESERVED)
+            };
+            attrs.record(&mut Recorder {
+                fields: &mut this,
+                keys: Some(&mut keys),
+            });
         }
         this
     }
 
     /// Adds recorded values; a field recorded again replaces its old value.
     pub(crate) fn record(&mut self, values: &Record<'_>) {
-        values.record(&mut Recorder { fields: self });
+        values.record(&mut Recorder {
+            fields: self,
+            keys: None,
+        });
     }
 
     /// Writes `"name":"…",…fields` (no braces).
     pub(crate) fn write_members<W: Write + ?Sized>(&self, out: &mut W) -> fmt::Result {
-        out.write_str(&self.name)?;
+        out.write_str("\"name\":\"")?;
+        write_escaped(out, self.name)?;
+        out.write_str("\"")?;
         out.write_str(&self.members)
     }
 
+    fn index(&self) -> impl Iterator<Item = &Member> {
+        self.inline[..self.len].iter().chain(&self.spill)
+    }
 
-    fn remove_existing(&mut self, name: &str) {
-        if let Some(at) = self.index.iter().position(|(n, d, _, _)| *d == 0 && *n == name) {
-            let (_, _, start, end) = self.index.remove(at);
-            self.members.replace_range(start..end, "");
-            let removed = end - start;
-            for entry in &mut self.index[at..] {
-                entry.2 -= removed;
-                entry.3 -= removed;
-            }
+    fn push(&mut self, member: Member) {
+        if self.len < INLINE_FIELDS {
+            self.inline[self.len] = member;
+            self.len += 1;
+        } else {
+            self.spill.push(member);
         }
     }
+
+    fn remove_existing(&mut self, name: &str) {
+        let Some(at) = self.index().position(|m| m.depth == 0 && m.name == name) else {
+            return;
+        };
+        let mut all: Vec<Member> = self.index().copied().collect();
+        let removed = all.remove(at);
+        let (start, end) = (removed.start as usize, removed.end as usize);
+        self.members.replace_range(start..end, "");
+        let shift = removed.end - removed.start;
+        for member in &mut all[at..] {
+            member.start -= shift;
+            member.end -= shift;
+        }
+        self.len = 0;
+        self.spill.clear();
+        for member in all {
+            self.push(member);
+        }
+    }
+}
+
+/// Whether a field set's names can be written as they are: distinct, not
+/// `name`, and not looking like a renamed key.
+fn plain_names(fields: &tracing_core::field::FieldSet) -> bool {
+    let mut names = fields.iter().map(|f| f.name());
+    let mut seen: [&str; SPAN_KEYS] = [""; SPAN_KEYS];
+    for (i, name) in (&mut names).enumerate() {
+        if i >= SPAN_KEYS
+            || name == "name"
+            || name.starts_with(super::fields::RENAME_PREFIX)
+            || seen[..i].contains(&name)
+        {
+            return false;
+        }
+        seen[i] = name;
+    }
+    true
 }
 
 /// Renders each recorded field as one member, keeping the index current.
-struct Recorder<'a> {
+struct Recorder<'a, 'k> {
     fields: &'a mut SpanFields,
+    /// Shared across the fields of a new span; `None` when recording into an
+    /// existing span, whose keys are rebuilt per field.
+    keys: Option<&'a mut KeySet<'k, SPAN_KEYS>>,
 }
 
-macro_rules! record_member {
-    ($self:ident, $field:ident, |$visitor:ident| $record:expr) => {{
-        let fields = &mut *$self.fields;
-        fields.remove_existing($field.name());
-        let mut keys = KeySet::new(RESERVED);
-        for &(name, depth, _, _) in &fields.index {
-            keys.insert_claimed(name, depth);
-        }
+impl Recorder<'_, '_> {
+    fn member(
+        &mut self,
+        field: &Field,
+        record: impl FnOnce(&mut JsonFields<'_, '_, String, SPAN_KEYS>),
+    ) {
+        let mut rebuilt;
+        let keys = match self.keys.as_deref_mut() {
+            Some(keys) => keys,
+            None => {
+                self.fields.remove_existing(field.name());
+                rebuilt = KeySet::<SPAN_KEYS>::new(RESERVED);
+                for member in self.fields.index() {
+                    rebuilt.insert_claimed(member.name, member.depth);
+                }
+                &mut rebuilt
+            }
+        };
+        let fields = &mut *self.fields;
         let start = fields.members.len();
-        let mut $visitor = JsonFields::new(&mut fields.members, &mut keys, Pass::All, ",", ",");
-        $record;
-        let (result, depth) = ($visitor.result, $visitor.last_depth);
-        if result.is_ok() {
-            let end = fields.members.len();
-            fields.index.push(($field.name(), depth, start, end));
-        } else {
-            fields.members.truncate(start);
+        let mut visitor = JsonFields::new(&mut fields.members, keys, Pass::All, ",", ",");
+        record(&mut visitor);
+        let (result, depth) = (visitor.result, visitor.last_depth);
+        match (result, u32::try_from(start), u32::try_from(fields.members.len())) {
+            (Ok(()), Ok(start), Ok(end)) => fields.push(Member {
+                name: field.name(),
+                depth,
+                start,
+                end,
+            }),
+            _ => fields.members.truncate(start),
         }
-    }};
+    }
 }
 
-impl Visit for Recorder<'_> {
+impl Visit for Recorder<'_, '_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        record_member!(self, field, |v| v.record_f64(field, value));
+        self.member(field, |v| v.record_f64(field, value));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        record_member!(self, field, |v| v.record_i64(field, value));
+        self.member(field, |v| v.record_i64(field, value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        record_member!(self, field, |v| v.record_u64(field, value));
+        self.member(field, |v| v.record_u64(field, value));
     }
     fn record_i128(&mut self, field: &Field, value: i128) {
-        record_member!(self, field, |v| v.record_i128(field, value));
+        self.member(field, |v| v.record_i128(field, value));
     }
     fn record_u128(&mut self, field: &Field, value: u128) {
-        record_member!(self, field, |v| v.record_u128(field, value));
+        self.member(field, |v| v.record_u128(field, value));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        record_member!(self, field, |v| v.record_bool(field, value));
+        self.member(field, |v| v.record_bool(field, value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        record_member!(self, field, |v| v.record_str(field, value));
+        self.member(field, |v| v.record_str(field, value));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        record_member!(self, field, |v| v.record_error(field, value));
+        self.member(field, |v| v.record_error(field, value));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        record_member!(self, field, |v| v.record_debug(field, value));
+        self.member(field, |v| v.record_debug(field, value));
     }
 }
