@@ -30,6 +30,7 @@ pub enum ExportMode {
 
 /// The OTLP transport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum OtlpProtocol {
     /// OTLP/gRPC (`grpc`), default port 4317.
     Grpc,
@@ -62,6 +63,7 @@ impl fmt::Display for OtlpProtocol {
 
 /// The sampler named by `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
+#[non_exhaustive]
 pub enum SamplerConfig {
     /// `always_on`: every span is sampled.
     AlwaysOn,
@@ -580,13 +582,6 @@ impl ExportConfig {
         for warning in self.take_warnings() {
             eprintln!("{warning}");
         }
-    }
-}
-
-impl Default for ExportConfig {
-    /// The same as [`ExportConfig::from_env`].
-    fn default() -> Self {
-        Self::from_env()
     }
 }
 
