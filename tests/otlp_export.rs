@@ -391,3 +391,50 @@ async fn dropping_the_provider_inside_a_runtime_does_not_panic() {
     drop(provider);
     assert_eq!(receiver.wait_for(seen.len(), WAIT).len(), seen.len());
 }
+
+/// `with_export_timeout` reaches the exporter: against a silent collector the
+/// final export gives up after it, well before the shutdown bound, and the
+/// failure is reported as one `ExportFailed`.
+#[test]
+fn export_timeout_override_reaches_the_exporter() {
+    for protocol in ["http/protobuf", "grpc"] {
+        let config = config(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", silent_endpoint()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.to_owned()),
+        ])
+        .with_export_timeout(Duration::from_millis(200));
+        let provider = build_tracer_provider(&config).unwrap();
+        record_workload(&provider);
+
+        let started = Instant::now();
+        let error = shutdown_with_timeout(&provider, Duration::from_secs(5)).unwrap_err();
+        let elapsed = started.elapsed();
+        assert!(
+            matches!(error, OtlpError::ExportFailed(_)),
+            "{protocol}: {error:?}"
+        );
+        assert!(
+            elapsed < Duration::from_secs(2),
+            "{protocol}: took {elapsed:?}"
+        );
+    }
+}
+
+/// With time to spare, a refused connection is reported (the SDK alone would
+/// return `Ok` from shutdown) and reported once: a second shutdown does not
+/// repeat it.
+#[test]
+fn unreachable_collector_is_reported_once() {
+    let provider = build_tracer_provider(&config(&[(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        closed_port_endpoint(),
+    )]))
+    .unwrap();
+    record_workload(&provider);
+    let error = shutdown_with_timeout(&provider, Duration::from_secs(8)).unwrap_err();
+    assert!(matches!(error, OtlpError::ExportFailed(_)), "{error:?}");
+    assert!(matches!(
+        shutdown_with_timeout(&provider, Duration::from_secs(1)),
+        Err(OtlpError::AlreadyShutDown)
+    ));
+}

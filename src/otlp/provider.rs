@@ -30,7 +30,9 @@ const SHUTDOWN_THREAD_NAME: &str = "tracing-correlation-otlp-shutdown";
 /// `current_thread`), and after the application's runtime has shut down.
 ///
 /// Shut the provider down with [`shutdown_with_timeout`] so that buffered spans
-/// are sent without blocking for long when the collector is unreachable.
+/// are sent without blocking for long when the collector is unreachable. If the
+/// last clone is merely dropped, the SDK shuts it down itself and may block the
+/// dropping thread for up to 5 seconds.
 ///
 /// # Errors
 ///
@@ -72,8 +74,8 @@ pub fn build_tracer_provider(config: &ExportConfig) -> Result<SdkTracerProvider,
 /// Shuts `provider` down, exporting what is buffered, and returns within
 /// `timeout` whatever the collector does.
 ///
-/// The SDK call runs on a helper thread; if it has not finished when `timeout`
-/// elapses, this returns [`OtlpError::ShutdownTimedOut`] and the helper finishes
+/// The SDK's flush and shutdown run on a helper thread; if they have not
+/// finished when `timeout` elapses, this returns [`OtlpError::ShutdownTimedOut`] and the helper finishes
 /// (or gives up) in the background. It is safe to call from inside an async
 /// context, though it blocks the calling thread for up to `timeout`.
 ///
@@ -107,22 +109,28 @@ pub fn shutdown_with_timeout(
     std::thread::Builder::new()
         .name(SHUTDOWN_THREAD_NAME.to_owned())
         .spawn(move || {
-            let result = provider.shutdown_with_timeout(timeout);
+            // The SDK 0.33 batch processor drops the final export's result on
+            // shutdown but returns it from force_flush: flush first so that an
+            // unreachable collector is reported, then shut down what is left.
+            let flushed = provider.force_flush();
+            let shut_down =
+                provider.shutdown_with_timeout(timeout.saturating_sub(started.elapsed()));
             // The receiver is gone when the caller stopped waiting: nothing to do.
-            let _ = sender.send(result);
+            let _ = sender.send((flushed, shut_down));
         })
         .map_err(OtlpError::ShutdownThread)?;
 
+    let timed_out = Err(OtlpError::ShutdownTimedOut { timeout });
     match receiver.recv_timeout(timeout) {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(OTelSdkError::AlreadyShutdown)) => Err(OtlpError::AlreadyShutDown),
-        Ok(Err(OTelSdkError::Timeout(_))) | Err(mpsc::RecvTimeoutError::Timeout) => {
-            Err(OtlpError::ShutdownTimedOut { timeout })
-        }
+        Ok((_, Err(OTelSdkError::AlreadyShutdown))) => Err(OtlpError::AlreadyShutDown),
+        Ok((_, Err(OTelSdkError::Timeout(_)))) | Err(mpsc::RecvTimeoutError::Timeout) => timed_out,
         // The provider folds its processors' errors into one message; the batch
         // processor's own time-out is recognisable only by the time spent.
-        Ok(Err(_)) if started.elapsed() >= timeout => Err(OtlpError::ShutdownTimedOut { timeout }),
-        Ok(Err(error)) => Err(OtlpError::ExportFailed(error.to_string())),
+        Ok((Err(_), _) | (_, Err(_))) if started.elapsed() >= timeout => timed_out,
+        Ok((Err(error), _) | (Ok(()), Err(error))) => {
+            Err(OtlpError::ExportFailed(error.to_string()))
+        }
+        Ok((Ok(()), Ok(()))) => Ok(()),
         Err(mpsc::RecvTimeoutError::Disconnected) => Err(OtlpError::ExportFailed(
             "the shutdown thread ended without a result".to_owned(),
         )),
