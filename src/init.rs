@@ -1,7 +1,6 @@
 //! One-call setup: `init_json_logging()` and the [`Builder`] behind it.
 
 use std::io;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
@@ -94,6 +93,8 @@ pub struct Builder<W = fn() -> io::Stdout> {
     propagators: bool,
     continue_env_trace: bool,
     tracer_provider: Option<SdkTracerProvider>,
+    #[cfg(feature = "otlp")]
+    export: Option<crate::ExportConfig>,
     otel_span_events: bool,
     shutdown_timeout: Duration,
 }
@@ -110,6 +111,8 @@ impl Builder {
             propagators: true,
             continue_env_trace: true,
             tracer_provider: None,
+            #[cfg(feature = "otlp")]
+            export: None,
             otel_span_events: false,
             shutdown_timeout: Duration::from_secs(5),
         }
@@ -135,6 +138,8 @@ where
             propagators: self.propagators,
             continue_env_trace: self.continue_env_trace,
             tracer_provider: self.tracer_provider,
+            #[cfg(feature = "otlp")]
+            export: self.export,
             otel_span_events: self.otel_span_events,
             shutdown_timeout: self.shutdown_timeout,
         }
@@ -222,6 +227,33 @@ where
         self
     }
 
+    /// Exports (or not) as this configuration says, instead of as the
+    /// `OTEL_*` environment variables say (feature `otlp`).
+    ///
+    /// Without this call, the builder reads [`ExportConfig::from_env`](crate::ExportConfig::from_env):
+    /// spans are exported over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT`,
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_TRACES_EXPORTER=otlp` is
+    /// set, unless `OTEL_TRACES_EXPORTER=none` or `OTEL_SDK_DISABLED=true`.
+    /// An explicit [`Builder::tracer_provider`] wins over both.
+    ///
+    /// ```no_run
+    /// use tracing_correlation::{ExportConfig, ExportMode, OtlpProtocol};
+    ///
+    /// let _guard = tracing_correlation::builder()
+    ///     .export(
+    ///         ExportConfig::from_env()
+    ///             .with_mode(ExportMode::Otlp)
+    ///             .with_protocol(OtlpProtocol::Grpc)
+    ///             .with_endpoint("http://collector:4317"),
+    ///     )
+    ///     .init();
+    /// ```
+    #[cfg(feature = "otlp")]
+    pub fn export(mut self, config: crate::ExportConfig) -> Self {
+        self.export = Some(config);
+        self
+    }
+
     /// Whether each event inside a span is also recorded as an OpenTelemetry
     /// span event (off by default). Logs already carry the events, joined by
     /// their ids; copying each into its span costs about a microsecond per
@@ -280,7 +312,7 @@ where
     ///     .expect("valid filter");
     /// tracing::dispatcher::with_default(&dispatch, || tracing::debug!("scoped"));
     /// ```
-    pub fn build(self) -> Result<(tracing::Dispatch, LoggingGuard), InitError> {
+    pub fn build(mut self) -> Result<(tracing::Dispatch, LoggingGuard), InitError> {
         let filter = match &self.filter {
             Some(directives) => EnvFilter::builder().parse(directives).map_err(|source| {
                 InitError::InvalidFilter {
@@ -294,8 +326,9 @@ where
             }
         };
         let format = self.format.unwrap_or_else(format_from_env);
+        let tracer_provider = self.take_tracer_provider();
 
-        let otel_layer = self.tracer_provider.as_ref().map(|provider| {
+        let otel_layer = tracer_provider.as_ref().map(|provider| {
             let tracer = provider.tracer("tracing-correlation");
             let layer = tracing_opentelemetry::layer().with_tracer(tracer);
             if self.otel_span_events {
@@ -304,7 +337,7 @@ where
                 layer.with_filter(filter_fn(|meta| meta.is_span())).boxed()
             }
         });
-        let correlation = if self.tracer_provider.is_some() {
+        let correlation = if tracer_provider.is_some() {
             CorrelationLayer::with_opentelemetry()
         } else {
             CorrelationLayer::new()
@@ -334,12 +367,20 @@ where
             None => (None, None),
         };
         let guard = LoggingGuard {
-            provider: self.tracer_provider,
+            provider: tracer_provider,
             worker,
             dropped,
             shutdown_timeout: self.shutdown_timeout,
         };
         Ok((tracing::Dispatch::new(subscriber), guard))
+    }
+
+    /// The explicit provider, else the one export configuration asks for.
+    fn take_tracer_provider(&mut self) -> Option<SdkTracerProvider> {
+        let explicit = self.tracer_provider.take();
+        #[cfg(feature = "otlp")]
+        let explicit = explicit.or_else(|| provider_from_export_config(self.export.take()));
+        explicit
     }
 
     /// Like [`Builder::try_init`], but panics on error.
@@ -481,10 +522,39 @@ impl Drop for LoggingGuard {
     }
 }
 
+/// The exporting provider the configuration (or the environment) asks for;
+/// `None` for stand-alone. Problems are reported once on stderr and never
+/// stop logging: the process then runs stand-alone.
+#[cfg(feature = "otlp")]
+fn provider_from_export_config(config: Option<crate::ExportConfig>) -> Option<SdkTracerProvider> {
+    let mut config = config.unwrap_or_else(crate::ExportConfig::from_env);
+    config.report_warnings();
+    if config.mode() != crate::ExportMode::Otlp {
+        return None;
+    }
+    match crate::build_tracer_provider(&config) {
+        Ok(provider) => Some(provider),
+        Err(error) => {
+            eprintln!("tracing-correlation: span export disabled, logging stand-alone: {error}");
+            None
+        }
+    }
+}
+
+/// Shuts a provider down, waiting at most `timeout`, so an unreachable
+/// collector never holds the application's exit; a failure is reported once.
+#[cfg(feature = "otlp")]
+pub(crate) fn shutdown_provider(provider: SdkTracerProvider, timeout: Duration) {
+    if let Err(error) = crate::shutdown_with_timeout(&provider, timeout) {
+        eprintln!("tracing-correlation: {error}");
+    }
+}
+
 /// Shuts a provider down on a helper thread, waiting at most `timeout`, so an
 /// unreachable collector never holds the application's exit.
+#[cfg(not(feature = "otlp"))]
 pub(crate) fn shutdown_provider(provider: SdkTracerProvider, timeout: Duration) {
-    let (done, wait) = mpsc::channel();
+    let (done, wait) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("tracing-correlation-shutdown".into())
         .spawn(move || {

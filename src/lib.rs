@@ -31,6 +31,8 @@ mod format;
 mod ids;
 mod init;
 mod layer;
+#[cfg(feature = "otlp")]
+mod otlp;
 mod panic_hook;
 mod propagation;
 mod writer;
@@ -42,6 +44,11 @@ pub use format::time::Rfc3339Micros;
 pub use ids::{Hex, TraceIds};
 pub use init::{builder, init_json_logging, Builder, InitError, LoggingGuard, NonBlockingMode, OutputFormat};
 pub use layer::CorrelationLayer;
+#[cfg(feature = "otlp")]
+pub use otlp::{
+    build_tracer_provider, shutdown_with_timeout, ConfigWarning, ExportConfig, ExportMode,
+    OtlpError, OtlpProtocol, SamplerConfig,
+};
 pub use propagation::{
     context_from_env, context_from_env_with, extract_context, extract_context_with,
     format_traceparent, inject_context, inject_context_with, inject_current_context,
