@@ -43,7 +43,11 @@ impl TraceIds {
 
     /// For ids known to be non-zero (minted here or taken from a valid
     /// context).
-    pub(crate) const fn from_valid_parts(trace_id: TraceId, span_id: SpanId, flags: TraceFlags) -> Self {
+    pub(crate) const fn from_valid_parts(
+        trace_id: TraceId,
+        span_id: SpanId,
+        flags: TraceFlags,
+    ) -> Self {
         Self {
             trace_id,
             span_id,

@@ -189,7 +189,13 @@ impl CorrelationLayer {
                     parent_context.trace_state().clone(),
                 )
             } else {
-                SpanContext::new(new_trace_id(), span_id, TraceFlags::SAMPLED, false, TraceState::NONE)
+                SpanContext::new(
+                    new_trace_id(),
+                    span_id,
+                    TraceFlags::SAMPLED,
+                    false,
+                    TraceState::NONE,
+                )
             };
             let ids = TraceIds::from_valid_parts(
                 span_context.trace_id(),

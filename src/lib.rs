@@ -42,7 +42,9 @@ pub use format::keys::TraceKeys;
 pub use format::pretty::PrettyFormat;
 pub use format::time::Rfc3339Micros;
 pub use ids::{Hex, TraceIds};
-pub use init::{builder, init_json_logging, Builder, InitError, LoggingGuard, NonBlockingMode, OutputFormat};
+pub use init::{
+    builder, init_json_logging, Builder, InitError, LoggingGuard, NonBlockingMode, OutputFormat,
+};
 pub use layer::CorrelationLayer;
 #[cfg(feature = "otlp")]
 pub use otlp::{

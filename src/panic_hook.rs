@@ -36,7 +36,8 @@ fn log_panic(info: &PanicHookInfo<'_>) {
         .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
     let thread = std::thread::current();
     let backtrace = Backtrace::capture();
-    let backtrace = (backtrace.status() == BacktraceStatus::Captured).then(|| backtrace.to_string());
+    let backtrace =
+        (backtrace.status() == BacktraceStatus::Captured).then(|| backtrace.to_string());
     // The event is contextual: the panicking thread's entered span (and its
     // trace context) is still current while the hook runs, before unwinding.
     tracing::event!(

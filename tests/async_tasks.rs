@@ -13,7 +13,10 @@ use tracing_correlation::TraceIds;
 fn interleaved_tasks_on_one_thread_never_see_each_others_ids() {
     for mode in MODES {
         let h = Harness::new(mode);
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
         let notify = Arc::new(tokio::sync::Notify::new());
         let task_ids = h.run(|| {
             rt.block_on(async {
@@ -34,7 +37,11 @@ fn interleaved_tasks_on_one_thread_never_see_each_others_ids() {
                                     tokio::time::sleep(std::time::Duration::from_millis(1)).await;
                                 }
                                 // After every await: still exactly our context.
-                                assert_eq!(TraceIds::current(), Some(mine), "task {task} step {step}");
+                                assert_eq!(
+                                    TraceIds::current(),
+                                    Some(mine),
+                                    "task {task} step {step}"
+                                );
                             }
                             mine
                         }
@@ -54,12 +61,19 @@ fn interleaved_tasks_on_one_thread_never_see_each_others_ids() {
         let lines = h.lines();
         assert_eq!(lines.len(), 10);
         let order: Vec<u64> = lines.iter().map(|l| l["task"].as_u64().unwrap()).collect();
-        assert!(order.windows(2).any(|w| w[0] != w[1]) && order[..5] != [0; 5], "interleaved: {order:?}");
+        assert!(
+            order.windows(2).any(|w| w[0] != w[1]) && order[..5] != [0; 5],
+            "interleaved: {order:?}"
+        );
         for line in &lines {
             let ids = task_ids[line["task"].as_u64().unwrap() as usize];
             assert_eq!(
                 ids_of(line),
-                Some((ids.trace_id_hex().to_string(), ids.span_id_hex().to_string(), "01".into())),
+                Some((
+                    ids.trace_id_hex().to_string(),
+                    ids.span_id_hex().to_string(),
+                    "01".into()
+                )),
                 "{mode:?}"
             );
         }

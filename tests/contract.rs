@@ -63,8 +63,14 @@ fn child_spans_inherit_the_trace_and_lines_carry_the_innermost_span() {
             // The ids on the lines are the exported spans' ids.
             let outer = h.exported("outer");
             let inner = h.exported("inner");
-            assert_eq!(TraceIds::from_span_context(&outer.span_context), Some(outer_ids));
-            assert_eq!(TraceIds::from_span_context(&inner.span_context), Some(inner_ids));
+            assert_eq!(
+                TraceIds::from_span_context(&outer.span_context),
+                Some(outer_ids)
+            );
+            assert_eq!(
+                TraceIds::from_span_context(&inner.span_context),
+                Some(inner_ids)
+            );
             assert_eq!(inner.parent_span_id, outer_ids.span_id());
             assert_eq!(outer.parent_span_id, SpanId::INVALID);
         }
@@ -84,7 +90,11 @@ fn an_event_with_an_explicit_parent_gets_that_spans_ids() {
             tracing::info!("to b");
             (a_ids, TraceIds::from_span(&b).unwrap())
         });
-        assert_ne!(a_ids.trace_id(), b_ids.trace_id(), "{mode:?}: b is a new root");
+        assert_ne!(
+            a_ids.trace_id(),
+            b_ids.trace_id(),
+            "{mode:?}: b is a new root"
+        );
         let lines = h.lines();
         let to_a = line_with(&lines, "to a");
         assert_eq!(ids_of(to_a), Some(hex(a_ids)), "{mode:?}");
@@ -118,7 +128,11 @@ fn a_remote_parent_attached_as_context_becomes_the_parent_of_the_next_span() {
     for flags in [0x01, 0x00] {
         for mode in MODES {
             let h = Harness::new(mode);
-            let parent = remote(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736, 0x00f0_67aa_0ba9_02b7, flags);
+            let parent = remote(
+                0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
+                0x00f0_67aa_0ba9_02b7,
+                flags,
+            );
             let (span_ids, child_ids) = h.run(|| {
                 let _remote = parent.clone().attach();
                 let span = tracing::info_span!("server");
@@ -156,7 +170,13 @@ fn a_remote_parent_attached_as_context_becomes_the_parent_of_the_next_span() {
                     assert_eq!(h.exported("child").parent_span_id, span_ids.span_id());
                 } else {
                     // Parent-based sampling: nothing of an unsampled trace is exported.
-                    assert!(h.exporter.as_ref().unwrap().get_finished_spans().unwrap().is_empty());
+                    assert!(h
+                        .exporter
+                        .as_ref()
+                        .unwrap()
+                        .get_finished_spans()
+                        .unwrap()
+                        .is_empty());
                 }
             }
         }
@@ -225,7 +245,12 @@ fn span_fields_recorded_later_replace_and_never_duplicate() {
     for mode in MODES {
         let h = Harness::new(mode);
         h.run(|| {
-            let span = tracing::info_span!("req", name = "shadow", status = tracing::field::Empty, a = 1);
+            let span = tracing::info_span!(
+                "req",
+                name = "shadow",
+                status = tracing::field::Empty,
+                a = 1
+            );
             let _e = span.enter();
             tracing::info!("before");
             span.record("status", 200);

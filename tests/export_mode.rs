@@ -3,7 +3,9 @@
 mod support;
 
 use support::{ids_of, Captured};
-use tracing_correlation::opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use tracing_correlation::opentelemetry_sdk::trace::{
+    InMemorySpanExporter, SdkTracerProvider, SpanData,
+};
 use tracing_correlation::TraceIds;
 
 fn run(span_events: bool) -> (Vec<SpanData>, Vec<serde_json::Value>, TraceIds) {
@@ -37,7 +39,10 @@ fn run(span_events: bool) -> (Vec<SpanData>, Vec<serde_json::Value>, TraceIds) {
 fn events_are_not_copied_into_spans_unless_asked() {
     let (spans, lines, ids) = run(false);
     assert_eq!(spans.len(), 1);
-    assert_eq!(TraceIds::from_span_context(&spans[0].span_context), Some(ids));
+    assert_eq!(
+        TraceIds::from_span_context(&spans[0].span_context),
+        Some(ids)
+    );
     assert_eq!(spans[0].events.len(), 0, "span events are off by default");
     assert_eq!(lines.len(), 2);
     for line in &lines {
@@ -45,6 +50,10 @@ fn events_are_not_copied_into_spans_unless_asked() {
     }
 
     let (spans, lines, ids) = run(true);
-    assert_eq!(spans[0].events.len(), 2, "opted in: each event is a span event");
+    assert_eq!(
+        spans[0].events.len(),
+        2,
+        "opted in: each event is a span event"
+    );
     assert_eq!(ids_of(&lines[0]).unwrap().0, ids.trace_id_hex().as_str());
 }

@@ -21,7 +21,12 @@ fn run_one(format: JsonFormat<FixedTime>, mode: Mode) -> (serde_json::Value, Tra
 
 #[test]
 fn ecs_keys() {
-    let (line, ids) = run_one(JsonFormat::new().with_timer(FixedTime).with_trace_keys(TraceKeys::ecs()), Mode::Standalone);
+    let (line, ids) = run_one(
+        JsonFormat::new()
+            .with_timer(FixedTime)
+            .with_trace_keys(TraceKeys::ecs()),
+        Mode::Standalone,
+    );
     assert_eq!(line["trace.id"], ids.trace_id_hex().as_str());
     assert_eq!(line["span.id"], ids.span_id_hex().as_str());
     assert!(line.get("trace_id").is_none() && line.get("trace_flags").is_none());
@@ -30,20 +35,30 @@ fn ecs_keys() {
 #[test]
 fn google_cloud_keys() {
     let (line, ids) = run_one(
-        JsonFormat::new().with_timer(FixedTime).with_trace_keys(TraceKeys::google_cloud("my-proj")),
+        JsonFormat::new()
+            .with_timer(FixedTime)
+            .with_trace_keys(TraceKeys::google_cloud("my-proj")),
         Mode::Otel,
     );
     assert_eq!(
         line["logging.googleapis.com/trace"],
         format!("projects/my-proj/traces/{}", ids.trace_id_hex())
     );
-    assert_eq!(line["logging.googleapis.com/spanId"], ids.span_id_hex().as_str());
+    assert_eq!(
+        line["logging.googleapis.com/spanId"],
+        ids.span_id_hex().as_str()
+    );
     assert_eq!(line["logging.googleapis.com/trace_sampled"], true);
 }
 
 #[test]
 fn datadog_keys_are_decimal_low_64_bits() {
-    let (line, ids) = run_one(JsonFormat::new().with_timer(FixedTime).with_trace_keys(TraceKeys::datadog()), Mode::Standalone);
+    let (line, ids) = run_one(
+        JsonFormat::new()
+            .with_timer(FixedTime)
+            .with_trace_keys(TraceKeys::datadog()),
+        Mode::Standalone,
+    );
     let trace = u128::from_be_bytes(ids.trace_id().to_bytes()) as u64;
     let span = u64::from_be_bytes(ids.span_id().to_bytes());
     assert_eq!(line["dd.trace_id"], trace.to_string());
@@ -53,7 +68,12 @@ fn datadog_keys_are_decimal_low_64_bits() {
 #[test]
 fn custom_keys_without_flags() {
     let keys = TraceKeys::custom("traceId", "spanId", None::<&str>);
-    let (line, ids) = run_one(JsonFormat::new().with_timer(FixedTime).with_trace_keys(keys), Mode::Standalone);
+    let (line, ids) = run_one(
+        JsonFormat::new()
+            .with_timer(FixedTime)
+            .with_trace_keys(keys),
+        Mode::Standalone,
+    );
     assert_eq!(line["traceId"], ids.trace_id_hex().as_str());
     assert_eq!(line["spanId"], ids.span_id_hex().as_str());
 }
@@ -62,7 +82,9 @@ fn custom_keys_without_flags() {
 fn zeros_when_asked_and_no_context() {
     let h = Harness::with_format(
         Mode::Standalone,
-        JsonFormat::new().with_timer(FixedTime).with_missing_ids(MissingIds::Zeros),
+        JsonFormat::new()
+            .with_timer(FixedTime)
+            .with_missing_ids(MissingIds::Zeros),
     );
     h.run(|| tracing::info!("no trace"));
     let line = &h.lines()[0];
@@ -110,7 +132,11 @@ fn user_fields_named_like_ours_are_kept_under_a_prefix() {
             TraceIds::current().unwrap()
         });
         let line = &h.lines()[0];
-        assert_eq!(ids_of(line).unwrap().0, ids.trace_id_hex().as_str(), "{mode:?}");
+        assert_eq!(
+            ids_of(line).unwrap().0,
+            ids.trace_id_hex().as_str(),
+            "{mode:?}"
+        );
         assert_eq!(line["level"], "INFO");
         assert_eq!(line["message"], "real message");
         assert_eq!(line["fields.trace_id"], "forged");
@@ -151,7 +177,10 @@ fn values_of_every_kind() {
     assert_eq!(line["h"], "Some(\"dbg\\n\")");
     assert_eq!(line["i"], "disp\u{1b}[31m");
     assert_eq!(line["j"], "disk \"full\"");
-    assert!(!raw.trim_end().contains('\u{1b}'), "control characters are escaped");
+    assert!(
+        !raw.trim_end().contains('\u{1b}'),
+        "control characters are escaped"
+    );
 }
 
 /// A value whose `Debug` output is attacker-controlled.

@@ -96,10 +96,17 @@ fn logging_from_processor_exporter_and_writer_never_hangs() {
                 tracing::info_span!("child").in_scope(|| tracing::info!("in child"));
             }
             drop(guard);
-            (String::from_utf8(out.0.lock().unwrap().clone()).unwrap(), ids)
+            (
+                String::from_utf8(out.0.lock().unwrap().clone()).unwrap(),
+                ids,
+            )
         }
     });
-    assert_eq!(exported.load(Ordering::SeqCst), 40, "every span was exported");
+    assert_eq!(
+        exported.load(Ordering::SeqCst),
+        40,
+        "every span was exported"
+    );
     let lines: Vec<_> = text.lines().map(parse_strict).collect();
     let inside: Vec<_> = lines.iter().filter(|l| l["message"] == "inside").collect();
     assert_eq!(inside.len(), 20);
@@ -117,5 +124,8 @@ fn logging_from_processor_exporter_and_writer_never_hangs() {
     // "writing" line was written while writing a non-writer line.
     let writing = lines.iter().filter(|l| l["target"] == "writer").count();
     let others = lines.len() - writing;
-    assert!(writing <= others, "{writing} writer lines for {others} lines");
+    assert!(
+        writing <= others,
+        "{writing} writer lines for {others} lines"
+    );
 }

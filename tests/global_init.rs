@@ -37,7 +37,10 @@ fn init_once_flush_on_drop_and_panics_logged_with_ids() {
 
     // A second init is an error, never a panic, and changes nothing.
     let second = tracing_correlation::init_json_logging();
-    assert!(matches!(second, Err(InitError::AlreadyInitialized)), "{second:?}");
+    assert!(
+        matches!(second, Err(InitError::AlreadyInitialized)),
+        "{second:?}"
+    );
     let message = second.unwrap_err().to_string();
     assert!(message.contains("already installed"), "{message}");
 
@@ -73,12 +76,20 @@ fn init_once_flush_on_drop_and_panics_logged_with_ids() {
     let text = String::from_utf8(written.lock().unwrap().clone()).unwrap();
     let lines: Vec<_> = text.lines().map(parse_strict).collect();
     let numbered: Vec<_> = lines.iter().filter(|l| l["message"] == "line").collect();
-    assert_eq!(numbered.len(), LINES, "lossless: every line was flushed on drop");
+    assert_eq!(
+        numbered.len(),
+        LINES,
+        "lossless: every line was flushed on drop"
+    );
     for (expected, line) in numbered.iter().enumerate() {
         assert_eq!(line["i"], expected);
         assert_eq!(
             ids_of(line),
-            Some((bulk_ids.trace_id_hex().to_string(), bulk_ids.span_id_hex().to_string(), "01".into()))
+            Some((
+                bulk_ids.trace_id_hex().to_string(),
+                bulk_ids.span_id_hex().to_string(),
+                "01".into()
+            ))
         );
     }
     let panic_line = lines
@@ -89,5 +100,8 @@ fn init_once_flush_on_drop_and_panics_logged_with_ids() {
     assert_eq!(panic_line["message"], "panicked: boom 42");
     assert_eq!(panic_line["trace_id"], job_ids.trace_id_hex().as_str());
     assert_eq!(panic_line["span_id"], job_ids.span_id_hex().as_str());
-    assert!(panic_line["panic.location"].as_str().unwrap().contains("global_init.rs"));
+    assert!(panic_line["panic.location"]
+        .as_str()
+        .unwrap()
+        .contains("global_init.rs"));
 }

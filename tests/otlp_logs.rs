@@ -3,10 +3,10 @@
 //! environment would configure it.
 #![cfg(feature = "otlp")]
 
-mod support;
 #[path = "support/otlp_receiver.rs"]
 #[allow(unreachable_pub, dead_code)]
 mod otlp_receiver;
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -61,22 +61,38 @@ fn line_ids_are_the_exported_span_ids_over_grpc_and_http() {
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.into()),
             ("OTEL_SERVICE_NAME", "orders-api".into()),
-            ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test".into()),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "deployment.environment=test".into(),
+            ),
         ]));
         let spans = receiver.wait_for(3, Duration::from_secs(10));
         assert_eq!(spans.len(), 3, "{protocol}");
         assert_eq!(lines.len(), 3);
         let request = spans.iter().find(|s| s.name == "request").unwrap();
-        assert_eq!(request.parent_span_id, "", "{protocol}: the request is a root");
-        assert_eq!(request.resource.get("service.name").map(String::as_str), Some("orders-api"));
         assert_eq!(
-            request.resource.get("deployment.environment").map(String::as_str),
+            request.parent_span_id, "",
+            "{protocol}: the request is a root"
+        );
+        assert_eq!(
+            request.resource.get("service.name").map(String::as_str),
+            Some("orders-api")
+        );
+        assert_eq!(
+            request
+                .resource
+                .get("deployment.environment")
+                .map(String::as_str),
             Some("test")
         );
         let accepted = lines.iter().find(|l| l["message"] == "accepted").unwrap();
         assert_eq!(
             ids_of(accepted),
-            Some((request.trace_id.clone(), request.span_id.clone(), "01".into())),
+            Some((
+                request.trace_id.clone(),
+                request.span_id.clone(),
+                "01".into()
+            )),
             "{protocol}"
         );
         for line in lines.iter().filter(|l| l["message"] == "querying") {
@@ -88,7 +104,10 @@ fn line_ids_are_the_exported_span_ids_over_grpc_and_http() {
                 .unwrap_or_else(|| panic!("{protocol}: no exported span {span_id} for {table}"));
             assert_eq!(span.name, "query");
             assert_eq!(span.trace_id, trace_id);
-            assert_eq!(span.parent_span_id, request.span_id, "{protocol}: query's parent is the request");
+            assert_eq!(
+                span.parent_span_id, request.span_id,
+                "{protocol}: query's parent is the request"
+            );
         }
     }
 }
@@ -134,14 +153,21 @@ fn disabled_sdk_and_exporter_none_stay_standalone() {
 #[test]
 fn an_unreachable_collector_never_holds_the_application() {
     // Bind then drop a listener: the port is closed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let started = Instant::now();
     let out = Captured::default();
     let (dispatch, guard) = tracing_correlation::builder()
         .writer(out.clone())
         .filter("info")
         .export(lookup(vec![
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{port}")),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("http://127.0.0.1:{port}"),
+            ),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
         ]))
         .shutdown_timeout(Duration::from_millis(500))
@@ -154,6 +180,10 @@ fn an_unreachable_collector_never_holds_the_application() {
     });
     drop(dispatch);
     drop(guard);
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(out.lines().len(), 50, "every line was still written");
 }

@@ -124,7 +124,10 @@ mod tests {
 
     #[test]
     fn escapes_every_control_character_and_round_trips() {
-        let hostile: String = (0u8..=0x7f).map(char::from).chain("é\u{2028}😀".chars()).collect();
+        let hostile: String = (0u8..=0x7f)
+            .map(char::from)
+            .chain("é\u{2028}😀".chars())
+            .collect();
         let json = quoted(&hostile);
         assert!(!json.bytes().any(|b| b < 0x20 || b == 0x7f));
         let back: String = serde_json::from_str(&json).unwrap();

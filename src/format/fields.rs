@@ -345,7 +345,7 @@ mod tests {
         let mut keys = KeySet::<16>::new(&reserved);
         assert_eq!(keys.claim("a"), 0);
         assert_eq!(keys.claim("message"), 1); // fields.message
-        // "fields.message" is taken by the rename: "fields.fields.message".
+                                              // "fields.message" is taken by the rename: "fields.fields.message".
         assert_eq!(keys.claim("fields.message"), 1);
         assert_eq!(keys.claim("a"), 1); // fields.a
         assert_eq!(keys.claim("fields.a"), 1); // fields.fields.a

@@ -156,7 +156,11 @@ pub(crate) struct RenderedKeys {
 
 impl RenderedKeys {
     /// Writes the members for `ids`, or all-zero ids when `ids` is `None`.
-    pub(crate) fn write<W: Write + ?Sized>(&self, out: &mut W, ids: Option<&TraceIds>) -> fmt::Result {
+    pub(crate) fn write<W: Write + ?Sized>(
+        &self,
+        out: &mut W,
+        ids: Option<&TraceIds>,
+    ) -> fmt::Result {
         let (trace, span, flags) = ids.map_or((0u128, 0u64, 0u8), |ids| {
             (
                 u128::from_be_bytes(ids.trace_id().to_bytes()),

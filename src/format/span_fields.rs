@@ -166,7 +166,11 @@ impl Recorder<'_, '_> {
         let mut visitor = JsonFields::new(&mut fields.members, keys, Pass::All, ",", ",");
         record(&mut visitor);
         let (result, depth) = (visitor.result, visitor.last_depth);
-        match (result, u32::try_from(start), u32::try_from(fields.members.len())) {
+        match (
+            result,
+            u32::try_from(start),
+            u32::try_from(fields.members.len()),
+        ) {
             (Ok(()), Ok(start), Ok(end)) => fields.push(Member {
                 name: field.name(),
                 depth,

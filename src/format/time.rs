@@ -92,7 +92,9 @@ mod tests {
         let mut out = String::new();
         write_rfc3339_micros(&mut out, at).unwrap();
         assert_eq!(out, "2026-11-21T19:01:14.123456Z");
-        let parsed = time::OffsetDateTime::parse(&out, &time::format_description::well_known::Rfc3339).unwrap();
+        let parsed =
+            time::OffsetDateTime::parse(&out, &time::format_description::well_known::Rfc3339)
+                .unwrap();
         assert_eq!(parsed.unix_timestamp(), at.unix_timestamp());
     }
 
@@ -100,11 +102,20 @@ mod tests {
     fn the_timer_agrees_with_the_clock() {
         let before = time::OffsetDateTime::now_utc();
         let mut out = String::new();
-        Rfc3339Micros.format_time(&mut Writer::new(&mut out)).unwrap();
-        Rfc3339Micros.format_time(&mut Writer::new(&mut String::new())).unwrap();
+        Rfc3339Micros
+            .format_time(&mut Writer::new(&mut out))
+            .unwrap();
+        Rfc3339Micros
+            .format_time(&mut Writer::new(&mut String::new()))
+            .unwrap();
         let after = time::OffsetDateTime::now_utc();
-        let parsed = time::OffsetDateTime::parse(&out, &time::format_description::well_known::Rfc3339).unwrap();
-        assert!(before - time::Duration::microseconds(1) <= parsed && parsed <= after, "{out}");
+        let parsed =
+            time::OffsetDateTime::parse(&out, &time::format_description::well_known::Rfc3339)
+                .unwrap();
+        assert!(
+            before - time::Duration::microseconds(1) <= parsed && parsed <= after,
+            "{out}"
+        );
         assert_eq!(out.len(), 27);
     }
 
