@@ -277,7 +277,8 @@ fn seed() -> u64 {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64),
     );
-    hasher.write_usize(&hasher as *const _ as usize);
+    // The hasher's address differs per thread stack: more entropy per thread.
+    hasher.write_usize(std::ptr::from_ref(&hasher) as usize);
     hasher.finish()
 }
 

@@ -53,7 +53,6 @@ pub fn init_json_logging() -> Result<LoggingGuard, InitError> {
 ///     .writer(std::io::stderr)
 ///     .init();
 /// ```
-#[must_use]
 pub fn builder() -> Builder {
     Builder::new()
 }
@@ -83,6 +82,7 @@ pub enum NonBlockingMode {
 /// explicit builder call always wins over them.
 #[derive(Debug)]
 #[must_use = "a Builder does nothing until `init` or `try_init` is called"]
+#[allow(clippy::struct_excessive_bools)] // independent on/off switches, each with its own setter
 pub struct Builder<W = fn() -> io::Stdout> {
     writer: W,
     worker: Option<(WorkerGuard, Option<ErrorCounter>)>,
@@ -313,17 +313,16 @@ where
     /// tracing::dispatcher::with_default(&dispatch, || tracing::debug!("scoped"));
     /// ```
     pub fn build(mut self) -> Result<(tracing::Dispatch, LoggingGuard), InitError> {
-        let filter = match &self.filter {
-            Some(directives) => EnvFilter::builder().parse(directives).map_err(|source| {
-                InitError::InvalidFilter {
+        let filter = if let Some(directives) = &self.filter {
+            EnvFilter::builder()
+                .parse(directives)
+                .map_err(|source| InitError::InvalidFilter {
                     directives: directives.clone(),
                     source,
-                }
-            })?,
-            None => {
-                let from_env = non_empty_env("RUST_LOG");
-                EnvFilter::builder().parse_lossy(from_env.as_deref().unwrap_or("info"))
-            }
+                })?
+        } else {
+            let from_env = non_empty_env("RUST_LOG");
+            EnvFilter::builder().parse_lossy(from_env.as_deref().unwrap_or("info"))
         };
         let format = self.format.unwrap_or_else(format_from_env);
         let tracer_provider = self.take_tracer_provider();
@@ -334,7 +333,7 @@ where
             if self.otel_span_events {
                 layer.boxed()
             } else {
-                layer.with_filter(filter_fn(|meta| meta.is_span())).boxed()
+                layer.with_filter(spans_only()).boxed()
             }
         });
         let correlation = if tracer_provider.is_some() {
@@ -511,7 +510,7 @@ impl LoggingGuard {
 impl Drop for LoggingGuard {
     fn drop(&mut self) {
         if let Some(provider) = self.provider.take() {
-            shutdown_provider(provider, self.shutdown_timeout);
+            shutdown_provider(&provider, self.shutdown_timeout);
         }
         drop(self.worker.take());
         let dropped = self.dropped_lines();
@@ -520,6 +519,14 @@ impl Drop for LoggingGuard {
         }
         let _ = io::Write::flush(&mut io::stdout());
     }
+}
+
+/// A per-layer filter letting spans, not events, reach the OpenTelemetry layer.
+fn spans_only() -> tracing_subscriber::filter::FilterFn<impl Fn(&tracing_core::Metadata<'_>) -> bool>
+{
+    // A closure, not `Metadata::is_span`: the filter needs a higher-ranked `Fn`.
+    #[allow(clippy::redundant_closure_for_method_calls)]
+    filter_fn(|meta| meta.is_span())
 }
 
 /// The exporting provider the configuration (or the environment) asks for;
@@ -544,8 +551,8 @@ fn provider_from_export_config(config: Option<crate::ExportConfig>) -> Option<Sd
 /// Shuts a provider down, waiting at most `timeout`, so an unreachable
 /// collector never holds the application's exit; a failure is reported once.
 #[cfg(feature = "otlp")]
-pub(crate) fn shutdown_provider(provider: SdkTracerProvider, timeout: Duration) {
-    if let Err(error) = crate::shutdown_with_timeout(&provider, timeout) {
+pub(crate) fn shutdown_provider(provider: &SdkTracerProvider, timeout: Duration) {
+    if let Err(error) = crate::shutdown_with_timeout(provider, timeout) {
         eprintln!("tracing-correlation: {error}");
     }
 }
@@ -553,7 +560,8 @@ pub(crate) fn shutdown_provider(provider: SdkTracerProvider, timeout: Duration) 
 /// Shuts a provider down on a helper thread, waiting at most `timeout`, so an
 /// unreachable collector never holds the application's exit.
 #[cfg(not(feature = "otlp"))]
-pub(crate) fn shutdown_provider(provider: SdkTracerProvider, timeout: Duration) {
+pub(crate) fn shutdown_provider(provider: &SdkTracerProvider, timeout: Duration) {
+    let provider = provider.clone();
     let (done, wait) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("tracing-correlation-shutdown".into())

@@ -147,7 +147,7 @@ impl fmt::Debug for IdsLookup {
 }
 
 impl IdsLookup {
-    pub(crate) fn ids(&self, dispatch: &Dispatch, id: &Id) -> Option<TraceIds> {
+    pub(crate) fn ids(self, dispatch: &Dispatch, id: &Id) -> Option<TraceIds> {
         (self.get)(dispatch, id)
     }
 }
@@ -170,7 +170,7 @@ thread_local! {
 
 impl CorrelationLayer {
     /// Chooses the parent context and ids of a new span (stand-alone mode).
-    fn mint<S>(&self, attrs: &Attributes<'_>, ctx: &layer::Context<'_, S>) -> (Context, TraceIds)
+    fn mint<S>(attrs: &Attributes<'_>, ctx: &layer::Context<'_, S>) -> (Context, TraceIds)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
@@ -235,7 +235,7 @@ where
         let fields = SpanFields::new(attrs);
         let data = match self.source {
             IdSource::Mint => {
-                let (context, ids) = self.mint(attrs, &ctx);
+                let (context, ids) = Self::mint(attrs, &ctx);
                 SpanData {
                     ids: OnceLock::from(ids),
                     context: Some(context),

@@ -25,6 +25,8 @@ impl io::Write for SlowWriter {
     }
 }
 
+const LINES: usize = 3000;
+
 #[test]
 fn init_once_flush_on_drop_and_panics_logged_with_ids() {
     let written = Arc::new(Mutex::new(Vec::new()));
@@ -44,7 +46,6 @@ fn init_once_flush_on_drop_and_panics_logged_with_ids() {
     let message = second.unwrap_err().to_string();
     assert!(message.contains("already installed"), "{message}");
 
-    const LINES: usize = 3000;
     let span = tracing::info_span!("bulk");
     let bulk_ids = span.in_scope(|| {
         for i in 0..LINES {

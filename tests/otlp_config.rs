@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use tracing_correlation::{ExportConfig, ExportMode, OtlpProtocol, SamplerConfig};
+use tracing_correlation::{ConfigWarning, ExportConfig, ExportMode, OtlpProtocol, SamplerConfig};
 
 fn config(vars: &[(&str, &str)]) -> ExportConfig {
     ExportConfig::from_lookup(|name| {
@@ -15,7 +15,11 @@ fn config(vars: &[(&str, &str)]) -> ExportConfig {
 }
 
 fn warned_variables(config: &ExportConfig) -> Vec<&'static str> {
-    config.warnings().iter().map(|w| w.variable()).collect()
+    config
+        .warnings()
+        .iter()
+        .map(ConfigWarning::variable)
+        .collect()
 }
 
 const EP: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";

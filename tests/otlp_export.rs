@@ -2,6 +2,7 @@
 //! HTTP/protobuf). Every test uses a scoped subscriber and its own provider; no
 //! global state is installed.
 #![cfg(feature = "otlp")]
+#![allow(clippy::similar_names)]
 
 #[path = "support/otlp_receiver.rs"]
 mod otlp_receiver;

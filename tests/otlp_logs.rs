@@ -4,7 +4,6 @@
 #![cfg(feature = "otlp")]
 
 #[path = "support/otlp_receiver.rs"]
-#[allow(unreachable_pub, dead_code)]
 mod otlp_receiver;
 mod support;
 

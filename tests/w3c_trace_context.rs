@@ -1,5 +1,6 @@
 //! Table-driven tests of the strict W3C propagators, the carriers,
 //! `OTEL_PROPAGATORS` and the child-process (environment) carrier.
+#![allow(clippy::too_many_lines)] // case tables
 
 use opentelemetry::baggage::{BaggageExt, BaggageMetadata, KeyValueMetadata};
 use opentelemetry::propagation::TextMapPropagator;

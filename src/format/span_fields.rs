@@ -150,16 +150,15 @@ impl Recorder<'_, '_> {
         record: impl FnOnce(&mut JsonFields<'_, '_, String, SPAN_KEYS>),
     ) {
         let mut rebuilt;
-        let keys = match self.keys.as_deref_mut() {
-            Some(keys) => keys,
-            None => {
-                self.fields.remove_existing(field.name());
-                rebuilt = KeySet::<SPAN_KEYS>::new(RESERVED);
-                for member in self.fields.index() {
-                    rebuilt.insert_claimed(member.name, member.depth);
-                }
-                &mut rebuilt
+        let keys = if let Some(keys) = self.keys.as_deref_mut() {
+            keys
+        } else {
+            self.fields.remove_existing(field.name());
+            rebuilt = KeySet::<SPAN_KEYS>::new(RESERVED);
+            for member in self.fields.index() {
+                rebuilt.insert_claimed(member.name, member.depth);
             }
+            &mut rebuilt
         };
         let fields = &mut *self.fields;
         let start = fields.members.len();

@@ -64,7 +64,7 @@ pub(crate) fn write_rfc3339_micros<W: fmt::Write + ?Sized>(
     at: time::OffsetDateTime,
 ) -> fmt::Result {
     let at = at.to_offset(time::UtcOffset::UTC);
-    let year = at.year().clamp(0, 9999) as u32;
+    let year = u32::try_from(at.year().clamp(0, 9999)).unwrap_or(0);
     let mut buf = *b"0000-00-00T00:00:00.000000Z";
     let mut put = |start: usize, width: usize, mut value: u32| {
         for i in (start..start + width).rev() {

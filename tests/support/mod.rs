@@ -1,6 +1,6 @@
 //! Shared test support: an in-memory writer, a fixed clock, subscribers in
 //! both id modes, and a strict JSON line checker.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::pedantic)]
 
 use std::collections::HashSet;
 use std::fmt;

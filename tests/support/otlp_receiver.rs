@@ -1,9 +1,9 @@
+#![allow(unreachable_pub, dead_code, clippy::pedantic)]
 //! A real OTLP trace receiver for tests: gRPC (tonic `TraceService`) and
 //! HTTP/protobuf (`POST /v1/traces`), both on 127.0.0.1 with OS-chosen ports,
 //! both decoding `ExportTraceServiceRequest` into one shared [`SpanStore`].
 //!
 //! Include it with `#[path = "support/otlp_receiver.rs"] mod otlp_receiver;`.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
