@@ -11,7 +11,9 @@ use opentelemetry::trace::TracerProvider as _;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use tracing::Dispatch;
-use tracing_correlation::opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use tracing_correlation::opentelemetry_sdk::trace::{
+    InMemorySpanExporter, SdkTracerProvider, SpanData,
+};
 use tracing_correlation::{CorrelationLayer, JsonFormat};
 use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::fmt::format::Writer;
@@ -141,7 +143,12 @@ impl Harness {
 
     /// Spans exported so far (OpenTelemetry mode), by name.
     pub fn exported(&self, name: &str) -> SpanData {
-        let spans = self.exporter.as_ref().expect("otel mode").get_finished_spans().unwrap();
+        let spans = self
+            .exporter
+            .as_ref()
+            .expect("otel mode")
+            .get_finished_spans()
+            .unwrap();
         let mut matching: Vec<_> = spans.into_iter().filter(|s| s.name == name).collect();
         assert_eq!(matching.len(), 1, "exactly one exported span named {name}");
         matching.remove(0)
@@ -168,7 +175,8 @@ pub fn parse_strict(line: &str) -> Value {
     NoDuplicates
         .deserialize(&mut de)
         .unwrap_or_else(|e| panic!("invalid or duplicate-key JSON line: {e}\n{line}"));
-    de.end().unwrap_or_else(|e| panic!("trailing data: {e}\n{line}"));
+    de.end()
+        .unwrap_or_else(|e| panic!("trailing data: {e}\n{line}"));
     let value: Value = serde_json::from_str(line).unwrap();
     assert!(value.is_object(), "not an object: {line}");
     value
@@ -202,12 +210,24 @@ impl<'de> Visitor<'de> for NoDuplicates {
         while seq.next_element_seed(NoDuplicates)?.is_some() {}
         Ok(())
     }
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> { Ok(()) }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> { Ok(()) }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> { Ok(()) }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> { Ok(()) }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> { Ok(()) }
-    fn visit_unit<E>(self) -> Result<(), E> { Ok(()) }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
 }
 
 /// Runs `f` on a thread and fails if it does not finish in time (a deadlock).
