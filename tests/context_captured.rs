@@ -16,9 +16,9 @@ use opentelemetry::{Context, KeyValue};
 use support::{ids_of, Harness, Mode, MODES};
 use tracing_correlation::{bind, new_root, CapturedContext, FutureContextExt as _, TraceIds};
 
-fn on_thread<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Finish
+fn on_thread<R>(f: impl FnOnce() -> R + Send + 'static) -> Finish
 where
-    R: Into<context_common::WorkerView>,
+    R: Into<context_common::WorkerView> + Send + 'static,
 {
     let handle = std::thread::spawn(f);
     Box::new(move || handle.join().expect("worker thread").into())

@@ -86,19 +86,19 @@ impl Via {
             (Via::Bare(d, _), Hop::Spawn) => {
                 tokio::spawn(spawned(req, hop).with_subscriber(d.clone()))
                     .await
-                    .unwrap()
+                    .unwrap();
             }
             (Via::Helpers(_), Hop::Blocking) => {
                 ctx_tokio::spawn_blocking(move || tracing::info!(req, hop, "blocking hop"))
                     .await
-                    .unwrap()
+                    .unwrap();
             }
             (Via::Bare(d, _), Hop::Blocking) => {
                 let d = d.clone();
                 tokio::task::spawn_blocking(move || {
                     tracing::dispatcher::with_default(&d, || {
-                        tracing::info!(req, hop, "blocking hop")
-                    })
+                        tracing::info!(req, hop, "blocking hop");
+                    });
                 })
                 .await
                 .unwrap();
@@ -116,7 +116,7 @@ impl Via {
                 let d = d.clone();
                 std::thread::spawn(move || {
                     tracing::dispatcher::with_default(&d, || {
-                        tracing::info!(req, hop, "thread hop")
+                        tracing::info!(req, hop, "thread hop");
                     });
                     tx.send(())
                 });
@@ -138,7 +138,7 @@ impl Via {
                 let d = d.clone();
                 rayon::spawn(move || {
                     (0..RAYON_ITEMS).into_par_iter().for_each(|_| {
-                        tracing::dispatcher::with_default(&d, || Self::rayon_items(req, hop))
+                        tracing::dispatcher::with_default(&d, || Self::rayon_items(req, hop));
                     });
                     tx.send(()).ok();
                 });

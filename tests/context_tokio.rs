@@ -352,7 +352,7 @@ where
         );
         ids.insert(task, before.unwrap());
     }
-    let distinct: std::collections::HashSet<_> = ids.values().map(|i| i.trace_id()).collect();
+    let distinct: std::collections::HashSet<_> = ids.values().map(TraceIds::trace_id).collect();
     assert_eq!(distinct.len(), tasks as usize, "each task its own trace");
     let lines = h.lines();
     assert_eq!(lines.len(), 3 * tasks as usize, "{mode:?}");
@@ -504,6 +504,7 @@ fn await_inside_an_instrumented_future_keeps_the_context() {
 }
 
 #[test]
+#[allow(clippy::many_single_char_names)]
 fn a_span_guard_held_across_await_leaks_into_other_tasks_and_in_context_does_not() {
     for mode in MODES {
         let h = Harness::new(mode);
