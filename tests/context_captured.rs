@@ -429,3 +429,19 @@ fn baggage_entries_are_exactly_the_callers() {
         });
     }
 }
+
+#[test]
+fn a_disabled_parent_none_span_lets_the_ambient_trace_show_through() {
+    for mode in MODES {
+        let h = Harness::new(mode);
+        h.run(|| {
+            let _request = tracing::info_span!("request").entered();
+            let _bag = Context::current_with_baggage([KeyValue::new("tenant", "acme")]).attach();
+            let request = TraceIds::current();
+            // What a `parent: None` span filtered out by the subscriber is.
+            let job = tracing::Span::none();
+            let inside = job.in_scope(|| (TraceIds::current(), tenant()));
+            assert_eq!(inside, (request, Some("acme".to_owned())), "{mode:?}");
+        });
+    }
+}
