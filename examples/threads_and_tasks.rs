@@ -29,6 +29,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         opentelemetry::Context::current_with_baggage([KeyValue::new("tenant", "acme")]).attach();
     tracing::info!("request started");
 
+    callbacks_and_threads()?;
+    tokio_tasks(&runtime);
+    rayon_jobs();
+    channels(&runtime);
+    background_job(&runtime);
+
+    tracing::info!("request finished");
+    Ok(())
+}
+
+fn callbacks_and_threads() -> std::io::Result<()> {
     // Callbacks: capture now, run later anywhere.
     let context = CapturedContext::capture();
     std::thread::spawn(move || context.run(|| tracing::info!(helper = "CapturedContext::run")))
@@ -54,7 +65,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         s.spawn(|| tracing::info!(helper = "thread::scope"));
     });
 
-    // tokio.
+    Ok(())
+}
+
+fn tokio_tasks(runtime: &tokio::runtime::Runtime) {
     {
         let _runtime = runtime.enter();
         let spawned = ctx_tokio::spawn(async {
@@ -80,8 +94,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             runtime.spawn(future).await.ok();
         });
     }
+}
 
-    // rayon.
+fn rayon_jobs() {
     ctx_rayon::join(
         || tracing::info!(helper = "rayon::join", side = "a"),
         || tracing::info!(helper = "rayon::join", side = "b"),
@@ -91,7 +106,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .into_par_iter()
         .in_current_context()
         .for_each(|item| tracing::info!(helper = "par_iter", item));
+}
 
+fn channels(runtime: &tokio::runtime::Runtime) {
     // Channels: handle in the sender's context, or in a new linked span.
     let (tx, rx) = mpsc::channel();
     tx.send("resize").ok();
@@ -105,7 +122,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if let Some(message) = messages.next() {
             let span = tracing::info_span!(parent: None, "consume");
             message.following(span, |job| {
-                tracing::info!(helper = "mpsc following", job, "own trace, linked")
+                tracing::info!(helper = "mpsc following", job, "own trace, linked");
             });
         }
     });
@@ -124,7 +141,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
         consumer.await.ok();
     });
+}
 
+fn background_job(runtime: &tokio::runtime::Runtime) {
     // A new root: a background job in its own trace, linked to the request.
     let job = new_root(tracing::info_span!(parent: None, "nightly_job"))
         .link_to_ambient()
@@ -140,7 +159,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         .in_context(job),
     );
-
-    tracing::info!("request finished");
-    Ok(())
 }
