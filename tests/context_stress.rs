@@ -305,9 +305,12 @@ fn negative_control_without_the_helpers_lines_lose_their_trace() {
             "{mode:?}: the check can fail"
         );
         // Only the lines logged in each request's own task (start, end) keep
-        // their ids; every line logged across a hop lost them.
+        // their trace; every line logged across a hop lost its ids, or —
+        // when a rayon thread blocked inside a helper-wrapped job of the
+        // other stress test ran a bare job (work stealing) — got another
+        // request's trace.
         assert_eq!(
-            report.missing_ids,
+            report.missing_ids + report.mismatched,
             report.expected - 2 * REQUESTS as usize,
             "{mode:?}"
         );

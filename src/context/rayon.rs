@@ -13,6 +13,12 @@
 //! context. It enters the context once per job (per chunk of items rayon
 //! hands to a thread), not per item.
 //!
+//! Non-guarantee: a rayon thread that waits inside `join`, `scope` or a
+//! parallel iterator runs other queued jobs meanwhile, on the same stack. A
+//! job spawned *with* these helpers enters its own context there and is
+//! unaffected; a *bare* job run there sees the waiting job's context and
+//! logs with its ids. Wrap every job that logs.
+//!
 //! ```
 //! use rayon::prelude::*;
 //! use tracing_correlation::context::rayon::ParallelIteratorExt as _;
