@@ -9,6 +9,8 @@
 //!   `trace_flags` at the top level; [`PrettyFormat`] for humans.
 //! * [`init_json_logging`] — all of it in one call; [`builder`] for every
 //!   choice.
+//! * [`context`] — keeping the trace across threads, tasks, rayon jobs,
+//!   channels and callbacks ([`CapturedContext`], [`bind`], [`new_root`]).
 //!
 //! ```no_run
 //! let _guard = tracing_correlation::init_json_logging().expect("first and only init");
@@ -27,6 +29,7 @@
 //! nothing and lines silently lose their ids.
 #![doc(test(attr(deny(warnings))))]
 
+pub mod context;
 mod format;
 mod ids;
 mod init;
@@ -37,6 +40,9 @@ mod panic_hook;
 mod propagation;
 mod writer;
 
+pub use context::{
+    bind, new_root, CapturedContext, Carried, EnteredContext, FutureContextExt, InContext, NewRoot,
+};
 pub use format::json::{FieldPlacement, JsonFormat, MissingIds};
 pub use format::keys::TraceKeys;
 pub use format::pretty::PrettyFormat;
