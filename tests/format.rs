@@ -229,3 +229,35 @@ proptest! {
         prop_assert_eq!(line["span_id"].as_str().map(str::to_owned), Some(ids.span_id_hex().to_string()));
     }
 }
+
+#[test]
+fn pretty_lines_carry_the_ids_and_cannot_be_forged() {
+    let out = support::Captured::default();
+    let (dispatch, _guard) = tracing_correlation::builder()
+        .format(tracing_correlation::OutputFormat::Pretty)
+        .writer(out.clone())
+        .filter("info")
+        .build()
+        .unwrap();
+    let ids = tracing::dispatcher::with_default(&dispatch, || {
+        let _s = tracing::info_span!("request").entered();
+        let _d = tracing::info_span!("db").entered();
+        tracing::info!(user = "eve\n{\"forged\":1}", "hello\nworld");
+        TraceIds::current().unwrap()
+    });
+    let text = out.text();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let line = text.trim_end();
+    assert!(
+        line.contains(" INFO request:db: format: hello\\nworld user=\"eve\\n{\\\"forged\\\":1}\""),
+        "{line}"
+    );
+    assert!(
+        line.ends_with(&format!(
+            " trace_id={} span_id={}",
+            ids.trace_id_hex(),
+            ids.span_id_hex()
+        )),
+        "{line}"
+    );
+}
