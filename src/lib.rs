@@ -31,6 +31,7 @@ mod format;
 mod ids;
 mod init;
 mod layer;
+mod log_bridge;
 mod panic_hook;
 
 pub use format::json::{FieldPlacement, JsonFormat, MissingIds};
@@ -40,6 +41,7 @@ pub use format::time::Rfc3339Micros;
 pub use ids::{Hex, TraceIds};
 pub use init::{builder, init_json_logging, Builder, InitError, LoggingGuard, NonBlockingMode, OutputFormat};
 pub use layer::CorrelationLayer;
+pub use log_bridge::{CorrelatedLogger, LogBridge};
 
 pub use opentelemetry;
 pub use opentelemetry_sdk;

@@ -258,9 +258,16 @@ where
             (None, MissingIds::Zeros) => self.rendered_keys.write(out, None)?,
             (None, MissingIds::Omit) => {}
         }
+        // Events forwarded from `log` carry their record's target in a field.
+        let forwarded = crate::log_bridge::is_forwarded(meta);
         if self.target {
             out.write_str(",\"target\":")?;
-            write_quoted(out, meta.target())?;
+            match forwarded
+                .then(|| crate::log_bridge::record_target(event, |t| write_quoted(out, t)))
+            {
+                Some(Some(written)) => written?,
+                _ => write_quoted(out, meta.target())?,
+            }
         }
         if event.metadata().fields().field("message").is_some() {
             out.write_str(",\"message\":\"")?;
@@ -278,12 +285,18 @@ where
             FieldPlacement::Flatten => (&self.reserved, ","),
             FieldPlacement::Nested => (&[], ",\"fields\":{"),
         };
-        let mut keys = KeySet::new(reserved);
-        let mut fields = JsonFields::new(&mut *out, &mut keys, Pass::SkipMessage, opening, ",");
-        event.record(&mut fields);
-        let wrote_nested = fields.wrote_any() && self.placement == FieldPlacement::Nested;
-        fields.result?;
-        if wrote_nested {
+        let wrote_any = if forwarded {
+            // Adds the record's key-values, rendered by the bridge.
+            crate::log_bridge::write_json_fields(&mut *out, event, reserved, opening)?
+        } else {
+            let mut keys = KeySet::new(reserved);
+            let mut fields = JsonFields::new(&mut *out, &mut keys, Pass::SkipMessage, opening, ",");
+            event.record(&mut fields);
+            let wrote_any = fields.wrote_any();
+            fields.result?;
+            wrote_any
+        };
+        if wrote_any && self.placement == FieldPlacement::Nested {
             out.write_char('}')?;
         }
 
