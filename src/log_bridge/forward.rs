@@ -85,8 +85,13 @@ struct ForwardingGuard(());
 
 impl ForwardingGuard {
     fn enter() -> Option<Self> {
-        let already = FORWARDING.with(|flag| flag.replace(true));
-        (!already).then_some(Self(()))
+        // Not `then_some(Self(()))`: that would build a guard and drop it,
+        // clearing the flag of the outer forwarding.
+        if FORWARDING.with(|flag| flag.replace(true)) {
+            None
+        } else {
+            Some(Self(()))
+        }
     }
 }
 
