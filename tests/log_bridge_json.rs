@@ -76,7 +76,10 @@ fn a_forwarded_record_gets_the_spans_ids_its_location_and_its_key_values() {
             module_path!(),
             "the record's target, not the bridge's"
         );
-        assert_eq!(line["log.module_path"], module_path!());
+        assert!(
+            line.get("log.module_path").is_none(),
+            "the module path is left out when it is the target: {line}"
+        );
         assert_eq!(line["log.file"], file!());
         assert_eq!(line["log.line"], line_no);
         assert!(
@@ -117,6 +120,10 @@ fn an_explicit_target_and_every_level_are_kept() {
         .collect();
     assert_eq!(levels, ["ERROR", "WARN", "INFO", "DEBUG", "TRACE"]);
     assert!(lines.iter().all(|l| l["target"] == "db.pool"), "{lines:#?}");
+    assert!(
+        lines.iter().all(|l| l["log.module_path"] == module_path!()),
+        "the module path is kept when the target differs: {lines:#?}"
+    );
 }
 
 #[test]
@@ -363,4 +370,29 @@ fn the_pretty_format_shows_the_record_target_and_key_values() {
     assert!(text.contains(" db: query done"), "{text}");
     assert!(text.contains(" rows=3 who=\"a\\nb\""), "{text}");
     assert!(!text.contains("log.target"), "{text}");
+}
+
+#[test]
+fn trace_keys_named_like_the_location_keys_do_not_duplicate_them() {
+    install_bridge();
+    let keys =
+        tracing_correlation::TraceKeys::custom("log.file", "log.line", Some("log.module_path"));
+    let h = Harness::with_format(
+        Mode::Standalone,
+        JsonFormat::new()
+            .with_timer(FixedTime)
+            .with_trace_keys(keys),
+    );
+    h.run(|| {
+        tracing::info_span!("s").in_scope(|| log::info!(target: "elsewhere", k = 1; "renamed"))
+    });
+    let line = &h.lines()[0];
+    assert_eq!(
+        line["log.line"].as_str().map(str::len),
+        Some(16),
+        "the span id keeps the key: {line}"
+    );
+    assert_eq!(line["fields.log.file"], file!());
+    assert_eq!(line["fields.log.module_path"], module_path!());
+    assert!(line["fields.log.line"].is_u64(), "{line}");
 }

@@ -20,8 +20,10 @@ use super::staged::with_staged;
 /// * `level`, `message`, the trace keys and the current span, as for any event;
 /// * `target`: the record's own target (`log::info!(target: "db", …)`, or its
 ///   module path by default);
-/// * `log.module_path`, `log.file`, `log.line`: where the record was logged
-///   (each left out when the record does not know it);
+/// * `log.module_path`, `log.file`, `log.line`: where the record was logged,
+///   each left out when the record does not know it, and `log.module_path`
+///   also when it equals the target (as it does unless the record names a
+///   target);
 /// * the record's key-values (`log::info!(user_id = 7; "…")`) as fields,
 ///   escaped, after the fields above. A key already taken on the line
 ///   (`message`, `trace_id`, `level`, a repeated key…) is written as
@@ -198,9 +200,7 @@ impl log::Log for LogBridge {
         };
         tracing::dispatcher::get_default(|dispatch| {
             if dispatch.enabled(&Self::record_metadata(level, record.target(), Some(record))) {
-                with_staged(record.key_values(), || {
-                    dispatch_record(dispatch, level, record)
-                });
+                with_staged(record, || dispatch_record(dispatch, level, record));
             }
         });
     }

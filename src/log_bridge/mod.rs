@@ -11,11 +11,14 @@
 //!   as key-values, or to the message text.
 //!
 //! How the key-values reach the formatter: `tracing` fields are fixed per
-//! callsite, a record's key-values are not. The bridge renders them as JSON
-//! into a reused per-thread buffer just before it dispatches the event, and
-//! the formatters, recognising the bridge's callsites, splice them in through
-//! the same duplicate-key check as ordinary fields. Nothing is allocated once
-//! the buffer has grown to the largest record seen.
+//! callsite, a record's key-values are not. The bridge copies the record's
+//! target and location and renders its key-values as JSON into a reused
+//! per-thread buffer just before it dispatches the event, and the
+//! formatters, recognising the bridge's callsites, write them from there
+//! through the same duplicate-key check as ordinary fields. Nothing is
+//! allocated once the buffer has grown to the largest record seen. The event
+//! also carries the target and location as ordinary fields, for other
+//! formatters and for the rare event formatted without the buffer.
 
 mod callsite;
 mod decorator;

@@ -1,12 +1,14 @@
-//! The key-values of the record being forwarded on this thread, pre-rendered
-//! as JSON, and the helpers formatters use to read a forwarded event.
+//! The record being forwarded on this thread — its target, location and
+//! key-values, the key-values pre-rendered as JSON — and the helpers
+//! formatters use to write a forwarded event.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::error::Error;
 use std::fmt::{self, Write};
+use std::ops::Range;
 
-use log::kv::{self, Key, Source, Value, VisitSource, VisitValue};
+use log::kv::{self, Key, Value, VisitSource, VisitValue};
 use tracing_core::field::{Field, Visit};
 use tracing_core::Event;
 
@@ -18,19 +20,32 @@ use crate::format::fields::{write_display_string, write_f64, write_key, JsonFiel
 /// huge record does not pin its memory to the thread forever.
 const RETAINED_CAPACITY: usize = 16 * 1024;
 
-/// Key-values rendered as `key` + JSON value text, back to back in `text`.
+/// The location keys, bare and as written (`"name":`).
+const MODULE_PATH_KEY: (&str, &str) = ("log.module_path", "\"log.module_path\":");
+const FILE_KEY: (&str, &str) = ("log.file", "\"log.file\":");
+const LINE_KEY: (&str, &str) = ("log.line", "\"log.line\":");
+
+/// The record being forwarded, copied into one reused buffer.
 #[derive(Default)]
-pub(crate) struct StagedKv {
+pub(crate) struct StagedRecord {
+    /// Set from staging until the event has been dispatched: formatters fall
+    /// back to the event's own fields otherwise.
+    active: bool,
     text: String,
-    /// `(key_start, key_end, value_end)`; each value starts where its key ends.
+    target: Range<usize>,
+    module_path: Option<Range<usize>>,
+    file: Option<Range<usize>>,
+    line: Option<u32>,
+    /// Key-values: `(key_start, key_end, value_end)`, the JSON value text
+    /// starting where its key ends.
     entries: Vec<(usize, usize, usize)>,
 }
 
 thread_local! {
-    static STAGED: RefCell<StagedKv> = RefCell::new(StagedKv::default());
+    static STAGED: RefCell<StagedRecord> = RefCell::new(StagedRecord::default());
 }
 
-impl StagedKv {
+impl StagedRecord {
     fn clear(&mut self) {
         if self.text.capacity() > RETAINED_CAPACITY {
             self.text = String::new();
@@ -38,8 +53,38 @@ impl StagedKv {
         if self.entries.capacity() > RETAINED_CAPACITY / 16 {
             self.entries = Vec::new();
         }
+        self.active = false;
         self.text.clear();
         self.entries.clear();
+        self.target = 0..0;
+        self.module_path = None;
+        self.file = None;
+        self.line = None;
+    }
+
+    fn push(&mut self, text: &str) -> Range<usize> {
+        let start = self.text.len();
+        self.text.push_str(text);
+        start..self.text.len()
+    }
+
+    fn stage(&mut self, record: &log::Record<'_>) {
+        self.clear();
+        self.target = self.push(record.target());
+        self.module_path = record.module_path().map(|path| self.push(path));
+        self.file = record.file().map(|file| self.push(file));
+        self.line = record.line();
+        // A failing value keeps the pairs rendered before it.
+        let _ = record.key_values().visit(self);
+        self.active = true;
+    }
+
+    fn get(&self, range: Option<&Range<usize>>) -> Option<&str> {
+        self.text.get(range?.clone())
+    }
+
+    fn target(&self) -> &str {
+        self.get(Some(&self.target)).unwrap_or_default()
     }
 
     /// The staged `(key, JSON value)` pairs, in record order.
@@ -55,7 +100,7 @@ impl StagedKv {
     }
 }
 
-impl<'kvs> VisitSource<'kvs> for StagedKv {
+impl<'kvs> VisitSource<'kvs> for StagedRecord {
     fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), kv::Error> {
         let start = self.text.len();
         self.text.push_str(key.as_str());
@@ -113,7 +158,7 @@ impl<'v> VisitValue<'v> for JsonValue<'_> {
     }
 
     fn visit_str(&mut self, value: &str) -> Result<(), kv::Error> {
-        Ok(write_quoted(self.0, value)?)
+        Ok(write_quoted_fast(self.0, value)?)
     }
 
     fn visit_char(&mut self, value: char) -> Result<(), kv::Error> {
@@ -121,19 +166,17 @@ impl<'v> VisitValue<'v> for JsonValue<'_> {
     }
 }
 
-/// Renders a record's key-values into this thread's buffer, runs `f` (which
-/// dispatches the event), then clears the buffer.
+/// Copies `record` (and renders its key-values) into this thread's buffer,
+/// runs `f` (which dispatches the event), then clears the buffer.
 ///
-/// The buffer is borrowed only while rendering, never during `f`, so the
+/// The buffer is borrowed only while staging, never during `f`, so the
 /// formatters can read it. If it is unavailable (the thread is exiting) the
-/// event is dispatched without key-values.
-pub(crate) fn with_staged<R>(source: &dyn Source, f: impl FnOnce() -> R) -> R {
+/// formatters fall back to the event's fields, without key-values.
+pub(crate) fn with_staged<R>(record: &log::Record<'_>, f: impl FnOnce() -> R) -> R {
     let staged = STAGED
         .try_with(|cell| match cell.try_borrow_mut() {
             Ok(mut staged) => {
-                staged.clear();
-                // A failing value keeps the pairs rendered before it.
-                let _ = source.visit(&mut *staged);
+                staged.stage(record);
                 true
             }
             Err(_) => false,
@@ -150,12 +193,12 @@ pub(crate) fn with_staged<R>(source: &dyn Source, f: impl FnOnce() -> R) -> R {
     result
 }
 
-/// Runs `f` with the staged key-values of the event being forwarded on this
-/// thread (`None` if they cannot be read: the thread is exiting).
-fn read_staged<R>(mut f: impl FnMut(Option<&StagedKv>) -> R) -> R {
+/// Runs `f` with the record being forwarded on this thread, if it is staged
+/// and readable.
+fn read_staged<R>(mut f: impl FnMut(Option<&StagedRecord>) -> R) -> R {
     let read = STAGED.try_with(|cell| {
         let staged = cell.try_borrow().ok();
-        f(staged.as_deref())
+        f(staged.as_deref().filter(|staged| staged.active))
     });
     match read {
         Ok(result) => result,
@@ -163,9 +206,10 @@ fn read_staged<R>(mut f: impl FnMut(Option<&StagedKv>) -> R) -> R {
     }
 }
 
-/// Writes a forwarded event's fields (all but `message` and `log.target`)
-/// and then its key-values, as members of the JSON object being written,
-/// with unique keys. Returns whether any member was written.
+/// Writes a forwarded event's location (`log.module_path` unless it equals
+/// the target, `log.file`, `log.line`) and key-values as members of the JSON
+/// object being written, with unique keys. Returns whether any member was
+/// written.
 pub(crate) fn write_json_fields<W: Write + ?Sized>(
     out: &mut W,
     event: &Event<'_>,
@@ -174,26 +218,111 @@ pub(crate) fn write_json_fields<W: Write + ?Sized>(
 ) -> Result<bool, fmt::Error> {
     read_staged(|staged| {
         let mut keys = KeySet::new(reserved);
-        let mut fields = JsonFields::new(&mut *out, &mut keys, Pass::SkipMessage, opening, ",");
-        event.record(&mut SkipLogTarget(&mut fields));
-        let mut wrote_any = fields.wrote_any();
-        fields.result?;
-        for (name, value) in staged.into_iter().flat_map(StagedKv::pairs) {
-            out.write_str(if wrote_any { "," } else { opening })?;
-            wrote_any = true;
-            let depth = keys.claim(name);
-            write_key(out, name, depth)?;
-            out.write_str(value)?;
+        let Some(staged) = staged else {
+            // Not staged: the event's own fields, without key-values.
+            let mut fields = JsonFields::new(&mut *out, &mut keys, Pass::SkipMessage, opening, ",");
+            event.record(&mut SkipLogTarget(&mut fields));
+            let wrote_any = fields.wrote_any();
+            fields.result?;
+            return Ok(wrote_any);
+        };
+        let mut members = Members {
+            out: &mut *out,
+            keys,
+            // Trace keys are the only keys before the location keys.
+            location_keys_free: !reserved.iter().any(|key| key.starts_with("log.")),
+            opening,
+            wrote_any: false,
+        };
+        let target = staged.target();
+        if let Some(path) = staged
+            .get(staged.module_path.as_ref())
+            .filter(|path| *path != target)
+        {
+            members.location_key(MODULE_PATH_KEY)?;
+            write_quoted_fast(members.out, path)?;
         }
-        Ok(wrote_any)
+        if let Some(file) = staged.get(staged.file.as_ref()) {
+            members.location_key(FILE_KEY)?;
+            write_quoted_fast(members.out, file)?;
+        }
+        if let Some(line) = staged.line {
+            members.location_key(LINE_KEY)?;
+            members.out.write_str(itoa::Buffer::new().format(line))?;
+        }
+        for (name, value) in staged.pairs() {
+            members.key(name)?;
+            members.out.write_str(value)?;
+        }
+        Ok(members.wrote_any)
     })
+}
+
+/// Writes `"key":` members with unique keys after an opening.
+struct Members<'o, 'k, W: ?Sized> {
+    out: &'o mut W,
+    keys: KeySet<'k>,
+    location_keys_free: bool,
+    opening: &'o str,
+    wrote_any: bool,
+}
+
+impl<'k, W: Write + ?Sized> Members<'_, 'k, W> {
+    fn lead(&mut self) -> fmt::Result {
+        let lead = if self.wrote_any { "," } else { self.opening };
+        self.wrote_any = true;
+        self.out.write_str(lead)
+    }
+
+    fn key(&mut self, name: &'k str) -> fmt::Result {
+        self.lead()?;
+        let depth = self.keys.claim(name);
+        if depth == 0 && !needs_escape(name) {
+            self.out.write_char('"')?;
+            self.out.write_str(name)?;
+            self.out.write_str("\":")
+        } else {
+            write_key(self.out, name, depth)
+        }
+    }
+
+    /// A location key: written first, so only a reserved key (a trace key
+    /// of that name) can collide with it.
+    fn location_key(&mut self, (name, rendered): (&'static str, &str)) -> fmt::Result {
+        if !self.location_keys_free {
+            return self.key(name);
+        }
+        self.lead()?;
+        self.keys.insert_claimed(name, 0);
+        self.out.write_str(rendered)
+    }
+}
+
+/// Whether a string needs JSON escaping. Branch-free over the bytes, so the
+/// compiler vectorises it: most keys and paths need none and are then copied
+/// as they are.
+fn needs_escape(text: &str) -> bool {
+    text.bytes().fold(false, |any, b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\') | (b == 0x7f)
+    })
+}
+
+/// [`write_quoted`], skipping the escaper when nothing needs escaping.
+fn write_quoted_fast<W: Write + ?Sized>(out: &mut W, text: &str) -> fmt::Result {
+    if needs_escape(text) {
+        write_quoted(out, text)
+    } else {
+        out.write_char('"')?;
+        out.write_str(text)?;
+        out.write_char('"')
+    }
 }
 
 /// Writes a forwarded event's key-values as ` key=value` (values as JSON,
 /// keys with control characters escaped).
 pub(crate) fn write_pretty_key_values<W: Write + ?Sized>(out: &mut W) -> fmt::Result {
     read_staged(|staged| {
-        for (name, value) in staged.into_iter().flat_map(StagedKv::pairs) {
+        for (name, value) in staged.into_iter().flat_map(StagedRecord::pairs) {
             out.write_char(' ')?;
             write_escaped(out, name)?;
             out.write_char('=')?;
@@ -224,7 +353,14 @@ pub(crate) fn record_target<R>(event: &Event<'_>, f: impl FnOnce(&str) -> R) -> 
         f: Some(f),
         result: None,
     };
-    event.record(&mut visitor);
+    read_staged(|staged| {
+        if let (Some(staged), Some(f)) = (staged, visitor.f.take()) {
+            visitor.result = Some(f(staged.target()));
+        }
+    });
+    if visitor.f.is_some() {
+        event.record(&mut visitor);
+    }
     visitor.result
 }
 
@@ -271,7 +407,7 @@ mod tests {
     use super::*;
 
     fn staged(pairs: &[(&str, Value<'_>)]) -> Vec<(String, String)> {
-        let mut staged = StagedKv::default();
+        let mut staged = StagedRecord::default();
         for (key, value) in pairs {
             staged
                 .visit_pair(Key::from_str(key), value.clone())
@@ -318,7 +454,7 @@ mod tests {
 
     #[test]
     fn clearing_keeps_small_buffers_and_frees_huge_ones() {
-        let mut staged = StagedKv::default();
+        let mut staged = StagedRecord::default();
         staged
             .visit_pair(Key::from_str("k"), Value::from("v"))
             .unwrap();
