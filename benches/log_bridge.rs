@@ -4,6 +4,7 @@
 //! (an `info` filter, the correlation layer, the JSON format).
 //!
 //! `cargo bench --bench log_bridge -- --warm-up-time 1 --measurement-time 3`
+#![allow(missing_docs)] // criterion_group! generates an undocumented function.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 

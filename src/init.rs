@@ -87,6 +87,7 @@ pub enum NonBlockingMode {
 /// explicit builder call always wins over them.
 #[derive(Debug)]
 #[must_use = "a Builder does nothing until `init` or `try_init` is called"]
+#[allow(clippy::struct_excessive_bools)] // Independent on/off switches, one per setter.
 pub struct Builder<W = fn() -> io::Stdout> {
     writer: W,
     worker: Option<(WorkerGuard, Option<ErrorCounter>)>,

@@ -319,9 +319,9 @@ fn records_the_filter_disables_are_never_formatted() {
         );
     let counter = FormatCounter::default();
     tracing::subscriber::with_default(subscriber, || {
-        log::debug!("{:?}", counter);
+        log::debug!("{counter:?}");
         log::debug!(value:? = counter; "kv");
-        log::info!(target: "noisy", "{:?}", counter);
+        log::info!(target: "noisy", "{counter:?}");
         log::info!(target: "noisy", value:? = counter; "kv");
         assert_eq!(
             counter.0.load(Ordering::SeqCst),
@@ -337,8 +337,8 @@ fn records_the_filter_disables_are_never_formatted() {
             ),
             "Log::enabled follows the target directives"
         );
-        log::warn!(target: "noisy", value:? = counter; "{:?}", counter);
-        log::info!("{:?}", counter);
+        log::warn!(target: "noisy", value:? = counter; "{counter:?}");
+        log::info!("{counter:?}");
     });
     assert_eq!(
         counter.0.load(Ordering::SeqCst),
@@ -384,7 +384,7 @@ fn trace_keys_named_like_the_location_keys_do_not_duplicate_them() {
             .with_trace_keys(keys),
     );
     h.run(|| {
-        tracing::info_span!("s").in_scope(|| log::info!(target: "elsewhere", k = 1; "renamed"))
+        tracing::info_span!("s").in_scope(|| log::info!(target: "elsewhere", k = 1; "renamed"));
     });
     let line = &h.lines()[0];
     assert_eq!(

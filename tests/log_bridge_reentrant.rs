@@ -66,7 +66,7 @@ fn logging_from_inside_the_pipeline_is_written_at_most_once_and_never_hangs() {
         let _span = tracing::info_span!("outer").entered();
         log::info!("log outer");
         tracing::info!("tracing outer");
-        log::info!("debug arg {:?}", Chatty);
+        log::info!("debug arg {Chatty:?}");
         log::info!(v:? = Chatty, w:% = Chatty; "kv values");
         tracing::info!(v = ?Chatty, "tracing field");
     });

@@ -33,9 +33,9 @@ fn init_forwards_log_records_and_log_max_level_follows_the_filter() {
         .expect("first init");
 
     assert_eq!(log::max_level(), log::LevelFilter::Info);
-    log::debug!("{:?}", Counted);
+    log::debug!("{Counted:?}");
     log::debug!(v:? = Counted; "kv");
-    log::info!(target: "noisy", "{:?}", Counted);
+    log::info!(target: "noisy", "{Counted:?}");
     assert_eq!(
         FORMATTED.load(Ordering::SeqCst),
         0,
@@ -44,7 +44,7 @@ fn init_forwards_log_records_and_log_max_level_follows_the_filter() {
 
     let span = tracing::info_span!("request");
     let ids = span.in_scope(|| {
-        log::info!(user_id = 7; "forwarded {:?}", Counted);
+        log::info!(user_id = 7; "forwarded {Counted:?}");
         TraceIds::from_span(&span).expect("ids")
     });
     log::warn!(target: "noisy", "kept");

@@ -109,8 +109,9 @@ impl LogBridge {
     /// `tracing::subscriber::set_default`).
     ///
     /// ```
+    /// // To forward into a scoped subscriber, or to wrap it in your own `log::Log`.
     /// let bridge = tracing_correlation::LogBridge::new();
-    /// # drop(bridge);
+    /// assert!(!log::Log::enabled(&bridge, &log::Metadata::builder().build()), "no subscriber yet");
     /// ```
     #[must_use]
     pub fn new() -> Self {

@@ -118,35 +118,39 @@ impl<'kvs> VisitSource<'kvs> for StagedRecord {
 struct JsonValue<'a>(&'a mut String);
 
 impl JsonValue<'_> {
-    fn raw(&mut self, text: &str) -> Result<(), kv::Error> {
+    fn raw(&mut self, text: &str) {
         self.0.push_str(text);
-        Ok(())
     }
 }
 
-impl<'v> VisitValue<'v> for JsonValue<'_> {
+impl VisitValue<'_> for JsonValue<'_> {
     fn visit_any(&mut self, value: Value<'_>) -> Result<(), kv::Error> {
         Ok(write_display_string(self.0, &value)?)
     }
 
     fn visit_null(&mut self) -> Result<(), kv::Error> {
-        self.raw("null")
+        self.raw("null");
+        Ok(())
     }
 
     fn visit_u64(&mut self, value: u64) -> Result<(), kv::Error> {
-        self.raw(itoa::Buffer::new().format(value))
+        self.raw(itoa::Buffer::new().format(value));
+        Ok(())
     }
 
     fn visit_i64(&mut self, value: i64) -> Result<(), kv::Error> {
-        self.raw(itoa::Buffer::new().format(value))
+        self.raw(itoa::Buffer::new().format(value));
+        Ok(())
     }
 
     fn visit_u128(&mut self, value: u128) -> Result<(), kv::Error> {
-        self.raw(itoa::Buffer::new().format(value))
+        self.raw(itoa::Buffer::new().format(value));
+        Ok(())
     }
 
     fn visit_i128(&mut self, value: i128) -> Result<(), kv::Error> {
-        self.raw(itoa::Buffer::new().format(value))
+        self.raw(itoa::Buffer::new().format(value));
+        Ok(())
     }
 
     fn visit_f64(&mut self, value: f64) -> Result<(), kv::Error> {
@@ -154,7 +158,8 @@ impl<'v> VisitValue<'v> for JsonValue<'_> {
     }
 
     fn visit_bool(&mut self, value: bool) -> Result<(), kv::Error> {
-        self.raw(if value { "true" } else { "false" })
+        self.raw(if value { "true" } else { "false" });
+        Ok(())
     }
 
     fn visit_str(&mut self, value: &str) -> Result<(), kv::Error> {
@@ -301,6 +306,7 @@ impl<'k, W: Write + ?Sized> Members<'_, 'k, W> {
 /// Whether a string needs JSON escaping. Branch-free over the bytes, so the
 /// compiler vectorises it: most keys and paths need none and are then copied
 /// as they are.
+#[allow(clippy::needless_bitwise_bool)] // `|`, not `||`: no branch per byte.
 fn needs_escape(text: &str) -> bool {
     text.bytes().fold(false, |any, b| {
         any | (b < 0x20) | (b == b'"') | (b == b'\\') | (b == 0x7f)
