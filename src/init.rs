@@ -19,7 +19,9 @@ use crate::{CorrelationLayer, JsonFormat, PrettyFormat};
 /// every default: JSON lines to stdout, the `RUST_LOG` filter (`info` when
 /// unset), ids minted stand-alone, the W3C trace-context and baggage
 /// propagators installed globally, and a panic hook that logs panics with
-/// their trace ids. `LOG_FORMAT=pretty` switches to the human-readable format.
+/// their trace ids, and the [`LogBridge`](crate::LogBridge) forwarding
+/// records of the `log` crate. `LOG_FORMAT=pretty` switches to the
+/// human-readable format.
 ///
 /// Keep the returned guard alive until the end of `main`: dropping it flushes
 /// what is buffered.
@@ -27,7 +29,9 @@ use crate::{CorrelationLayer, JsonFormat, PrettyFormat};
 /// # Errors
 ///
 /// [`InitError::AlreadyInitialized`] when a global `tracing` subscriber is
-/// already installed (for example by a second call); nothing is changed then.
+/// already installed (for example by a second call);
+/// [`InitError::LogLoggerAlreadySet`] when another `log` logger is installed.
+/// Nothing is changed then.
 ///
 /// ```no_run
 /// fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -97,6 +101,7 @@ pub struct Builder<W = fn() -> io::Stdout> {
     export: Option<crate::ExportConfig>,
     otel_span_events: bool,
     shutdown_timeout: Duration,
+    log_bridge: bool,
 }
 
 impl Builder {
@@ -115,6 +120,7 @@ impl Builder {
             export: None,
             otel_span_events: false,
             shutdown_timeout: Duration::from_secs(5),
+            log_bridge: true,
         }
     }
 }
@@ -142,6 +148,7 @@ where
             export: self.export,
             otel_span_events: self.otel_span_events,
             shutdown_timeout: self.shutdown_timeout,
+            log_bridge: self.log_bridge,
         }
     }
 
@@ -263,6 +270,20 @@ where
         self
     }
 
+    /// Whether to install the [`LogBridge`](crate::LogBridge) as the `log`
+    /// logger (on by default), so records of the `log` crate become events
+    /// with the same ids, and `log::max_level` follows the filter. Turn it
+    /// off to keep another `log` logger (wrap that one in a
+    /// [`CorrelatedLogger`](crate::CorrelatedLogger) to add the ids).
+    ///
+    /// ```no_run
+    /// let _guard = tracing_correlation::builder().log_bridge(false).init();
+    /// ```
+    pub fn log_bridge(mut self, on: bool) -> Self {
+        self.log_bridge = on;
+        self
+    }
+
     /// The longest the guard waits on drop for spans to be exported (5 s by
     /// default).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
@@ -276,13 +297,34 @@ where
     ///
     /// [`InitError::AlreadyInitialized`] if a global subscriber is already
     /// set; [`InitError::InvalidFilter`] if the directives given to
-    /// [`Builder::filter`] do not parse. Nothing is installed on error.
+    /// [`Builder::filter`] do not parse; [`InitError::LogLoggerAlreadySet`]
+    /// if the log bridge is on and another `log` logger is installed. Nothing
+    /// is installed on error. (One race remains: if another thread installs a
+    /// global `tracing` subscriber while this call runs, the bridge stays
+    /// installed and forwards into that subscriber.)
     pub fn try_init(self) -> Result<LoggingGuard, InitError> {
-        let (propagators, panic_hook, continue_env_trace) =
-            (self.propagators, self.panic_hook, self.continue_env_trace);
+        let (propagators, panic_hook, continue_env_trace, log_bridge) = (
+            self.propagators,
+            self.panic_hook,
+            self.continue_env_trace,
+            self.log_bridge,
+        );
         let (dispatch, guard) = self.build()?;
+        // The `log` logger cannot be uninstalled, so check the subscriber
+        // slot first and fill the logger slot before it: on any error,
+        // neither is changed. The bridge forwards nothing until
+        // `log::max_level` is raised below.
+        if log_bridge {
+            if tracing::dispatcher::has_been_set() {
+                return Err(InitError::AlreadyInitialized);
+            }
+            crate::LogBridge::set_logger().map_err(InitError::LogLoggerAlreadySet)?;
+        }
         tracing::dispatcher::set_global_default(dispatch)
             .map_err(|_| InitError::AlreadyInitialized)?;
+        if log_bridge {
+            crate::LogBridge::sync_max_level();
+        }
         if propagators {
             install_default_propagator();
         }
@@ -480,6 +522,14 @@ pub enum InitError {
         /// The parser's complaint.
         source: ParseError,
     },
+    /// Another `log` logger (env_logger, log4rs…) was already installed, so
+    /// the log bridge could not be; nothing was installed.
+    #[error(
+        "another `log` logger is already installed, so `log` records cannot be forwarded \
+         (nothing was installed): remove the other logger's initialisation, or keep it with \
+         `builder().log_bridge(false)` and wrap it in `CorrelatedLogger` to add the trace ids"
+    )]
+    LogLoggerAlreadySet(#[source] log::SetLoggerError),
 }
 
 /// Flushes logs (and exported spans) when dropped; keep it alive until the

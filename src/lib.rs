@@ -34,6 +34,7 @@ mod format;
 mod ids;
 mod init;
 mod layer;
+mod log_bridge;
 #[cfg(feature = "otlp")]
 mod otlp;
 mod panic_hook;
@@ -52,6 +53,7 @@ pub use init::{
     builder, init_json_logging, Builder, InitError, LoggingGuard, NonBlockingMode, OutputFormat,
 };
 pub use layer::CorrelationLayer;
+pub use log_bridge::{CorrelatedLogger, LogBridge};
 #[cfg(feature = "otlp")]
 pub use otlp::{
     build_tracer_provider, shutdown_with_timeout, ConfigWarning, ExportConfig, ExportMode,

@@ -307,15 +307,23 @@ impl<T: FormatTime> JsonFormat<T> {
             (None, MissingIds::Zeros) => self.rendered_keys.write(out, None)?,
             (None, MissingIds::Omit) => {}
         }
+        // Events forwarded from `log` carry their record's target in a field.
+        let forwarded = crate::log_bridge::is_forwarded(meta);
         if self.target {
             out.write_str(",\"target\":")?;
-            write_quoted(out, meta.target())?;
+            match forwarded
+                .then(|| crate::log_bridge::record_target(event, |t| write_quoted(out, t)))
+            {
+                Some(Some(written)) => written?,
+                _ => write_quoted(out, meta.target())?,
+            }
         }
 
         // `tracing`'s macros put `message` first, so one pass writes it
         // before the fields; otherwise a first pass picks it out.
         let mut names = meta.fields().iter();
-        let message_first = names.next().is_some_and(|f| f.name() == "message");
+        // (The bridge writes a forwarded record's fields itself, after it.)
+        let message_first = !forwarded && names.next().is_some_and(|f| f.name() == "message");
         let pass = if message_first {
             Pass::InlineMessage
         } else {
@@ -336,12 +344,18 @@ impl<T: FormatTime> JsonFormat<T> {
             FieldPlacement::Flatten => (&self.reserved, self.reserved_bits, ","),
             FieldPlacement::Nested => (&[], 0, ",\"fields\":{"),
         };
-        let mut keys = KeySet::<EVENT_KEYS>::with_bits(reserved, bits);
-        let mut fields = JsonFields::new(&mut *out, &mut keys, pass, opening, ",");
-        event.record(&mut fields);
-        let wrote_nested = fields.wrote_any() && self.placement == FieldPlacement::Nested;
-        fields.result?;
-        if wrote_nested {
+        let wrote_any = if forwarded {
+            // Adds the record's key-values, rendered by the bridge.
+            crate::log_bridge::write_json_fields(&mut *out, event, reserved, opening)?
+        } else {
+            let mut keys = KeySet::<EVENT_KEYS>::with_bits(reserved, bits);
+            let mut fields = JsonFields::new(&mut *out, &mut keys, pass, opening, ",");
+            event.record(&mut fields);
+            let wrote_any = fields.wrote_any();
+            fields.result?;
+            wrote_any
+        };
+        if wrote_any && self.placement == FieldPlacement::Nested {
             out.write_str("}")?;
         }
 

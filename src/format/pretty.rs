@@ -89,7 +89,14 @@ where
             }
             writer.write_char(' ')?;
         }
-        write_sanitized(&mut writer, meta.target())?;
+        // Events forwarded from `log` carry their record's target in a field.
+        let forwarded = crate::log_bridge::is_forwarded(meta);
+        match forwarded
+            .then(|| crate::log_bridge::record_target(event, |t| write_sanitized(&mut writer, t)))
+        {
+            Some(Some(written)) => written?,
+            _ => write_sanitized(&mut writer, meta.target())?,
+        }
         writer.write_str(": ")?;
         let mut visitor = PrettyFields {
             out: &mut writer,
@@ -98,8 +105,15 @@ where
         };
         event.record(&mut visitor);
         visitor.message = false;
-        event.record(&mut visitor);
+        if forwarded {
+            event.record(&mut crate::log_bridge::SkipLogTarget(&mut visitor));
+        } else {
+            event.record(&mut visitor);
+        }
         visitor.result?;
+        if forwarded {
+            crate::log_bridge::write_pretty_key_values(&mut writer)?;
+        }
         if let Some(ids) = ids {
             write!(
                 writer,

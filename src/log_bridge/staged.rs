@@ -1,0 +1,478 @@
+//! The record being forwarded on this thread — its target, location and
+//! key-values, the key-values pre-rendered as JSON — and the helpers
+//! formatters use to write a forwarded event.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::error::Error;
+use std::fmt::{self, Write};
+use std::ops::Range;
+
+use log::kv::{self, Key, Value, VisitSource, VisitValue};
+use tracing_core::field::{Field, Visit};
+use tracing_core::Event;
+
+use super::callsite::TARGET_FIELD;
+use crate::format::escape::{write_escaped, write_quoted};
+use crate::format::fields::{write_display_string, write_f64, write_key, JsonFields, KeySet, Pass};
+
+/// A buffer that grew past this is freed after use rather than kept, so one
+/// huge record does not pin its memory to the thread forever.
+const RETAINED_CAPACITY: usize = 16 * 1024;
+
+/// The location keys, bare and as written (`"name":`).
+const MODULE_PATH_KEY: (&str, &str) = ("log.module_path", "\"log.module_path\":");
+const FILE_KEY: (&str, &str) = ("log.file", "\"log.file\":");
+const LINE_KEY: (&str, &str) = ("log.line", "\"log.line\":");
+
+/// The record being forwarded, copied into one reused buffer.
+#[derive(Default)]
+pub(crate) struct StagedRecord {
+    /// Set from staging until the event has been dispatched: formatters fall
+    /// back to the event's own fields otherwise.
+    active: bool,
+    text: String,
+    target: Range<usize>,
+    module_path: Option<Range<usize>>,
+    file: Option<Range<usize>>,
+    line: Option<u32>,
+    /// Key-values: `(key_start, key_end, value_end)`, the JSON value text
+    /// starting where its key ends.
+    entries: Vec<(usize, usize, usize)>,
+}
+
+thread_local! {
+    static STAGED: RefCell<StagedRecord> = RefCell::new(StagedRecord::default());
+}
+
+impl StagedRecord {
+    fn clear(&mut self) {
+        if self.text.capacity() > RETAINED_CAPACITY {
+            self.text = String::new();
+        }
+        if self.entries.capacity() > RETAINED_CAPACITY / 16 {
+            self.entries = Vec::new();
+        }
+        self.active = false;
+        self.text.clear();
+        self.entries.clear();
+        self.target = 0..0;
+        self.module_path = None;
+        self.file = None;
+        self.line = None;
+    }
+
+    fn push(&mut self, text: &str) -> Range<usize> {
+        let start = self.text.len();
+        self.text.push_str(text);
+        start..self.text.len()
+    }
+
+    fn stage(&mut self, record: &log::Record<'_>) {
+        self.clear();
+        self.target = self.push(record.target());
+        self.module_path = record.module_path().map(|path| self.push(path));
+        self.file = record.file().map(|file| self.push(file));
+        self.line = record.line();
+        // A failing value keeps the pairs rendered before it.
+        let _ = record.key_values().visit(self);
+        self.active = true;
+    }
+
+    fn get(&self, range: Option<&Range<usize>>) -> Option<&str> {
+        self.text.get(range?.clone())
+    }
+
+    fn target(&self) -> &str {
+        self.get(Some(&self.target)).unwrap_or_default()
+    }
+
+    /// The staged `(key, JSON value)` pairs, in record order.
+    pub(crate) fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries
+            .iter()
+            .filter_map(|&(start, key_end, value_end)| {
+                Some((
+                    self.text.get(start..key_end)?,
+                    self.text.get(key_end..value_end)?,
+                ))
+            })
+    }
+}
+
+impl<'kvs> VisitSource<'kvs> for StagedRecord {
+    fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), kv::Error> {
+        let start = self.text.len();
+        self.text.push_str(key.as_str());
+        let key_end = self.text.len();
+        if let Err(error) = value.visit(JsonValue(&mut self.text)) {
+            self.text.truncate(start);
+            return Err(error);
+        }
+        self.entries.push((start, key_end, self.text.len()));
+        Ok(())
+    }
+}
+
+/// Renders one `log` value as JSON text.
+struct JsonValue<'a>(&'a mut String);
+
+impl JsonValue<'_> {
+    fn raw(&mut self, text: &str) {
+        self.0.push_str(text);
+    }
+}
+
+impl VisitValue<'_> for JsonValue<'_> {
+    fn visit_any(&mut self, value: Value<'_>) -> Result<(), kv::Error> {
+        Ok(write_display_string(self.0, &value)?)
+    }
+
+    fn visit_null(&mut self) -> Result<(), kv::Error> {
+        self.raw("null");
+        Ok(())
+    }
+
+    fn visit_u64(&mut self, value: u64) -> Result<(), kv::Error> {
+        self.raw(itoa::Buffer::new().format(value));
+        Ok(())
+    }
+
+    fn visit_i64(&mut self, value: i64) -> Result<(), kv::Error> {
+        self.raw(itoa::Buffer::new().format(value));
+        Ok(())
+    }
+
+    fn visit_u128(&mut self, value: u128) -> Result<(), kv::Error> {
+        self.raw(itoa::Buffer::new().format(value));
+        Ok(())
+    }
+
+    fn visit_i128(&mut self, value: i128) -> Result<(), kv::Error> {
+        self.raw(itoa::Buffer::new().format(value));
+        Ok(())
+    }
+
+    fn visit_f64(&mut self, value: f64) -> Result<(), kv::Error> {
+        Ok(write_f64(self.0, value)?)
+    }
+
+    fn visit_bool(&mut self, value: bool) -> Result<(), kv::Error> {
+        self.raw(if value { "true" } else { "false" });
+        Ok(())
+    }
+
+    fn visit_str(&mut self, value: &str) -> Result<(), kv::Error> {
+        Ok(write_quoted_fast(self.0, value)?)
+    }
+
+    fn visit_char(&mut self, value: char) -> Result<(), kv::Error> {
+        Ok(write_quoted(self.0, value.encode_utf8(&mut [0; 4]))?)
+    }
+}
+
+/// Copies `record` (and renders its key-values) into this thread's buffer,
+/// runs `f` (which dispatches the event), then clears the buffer.
+///
+/// The buffer is borrowed only while staging, never during `f`, so the
+/// formatters can read it. If it is unavailable (the thread is exiting) the
+/// formatters fall back to the event's fields, without key-values.
+pub(crate) fn with_staged<R>(record: &log::Record<'_>, f: impl FnOnce() -> R) -> R {
+    let staged = STAGED
+        .try_with(|cell| match cell.try_borrow_mut() {
+            Ok(mut staged) => {
+                staged.stage(record);
+                true
+            }
+            Err(_) => false,
+        })
+        .unwrap_or(false);
+    let result = f();
+    if staged {
+        let _ = STAGED.try_with(|cell| {
+            if let Ok(mut staged) = cell.try_borrow_mut() {
+                staged.clear();
+            }
+        });
+    }
+    result
+}
+
+/// Runs `f` with the record being forwarded on this thread, if it is staged
+/// and readable.
+fn read_staged<R>(mut f: impl FnMut(Option<&StagedRecord>) -> R) -> R {
+    let read = STAGED.try_with(|cell| {
+        let staged = cell.try_borrow().ok();
+        f(staged.as_deref().filter(|staged| staged.active))
+    });
+    match read {
+        Ok(result) => result,
+        Err(_) => f(None),
+    }
+}
+
+/// Writes a forwarded event's location (`log.module_path` unless it equals
+/// the target, `log.file`, `log.line`) and key-values as members of the JSON
+/// object being written, with unique keys. Returns whether any member was
+/// written.
+pub(crate) fn write_json_fields<W: Write + ?Sized>(
+    out: &mut W,
+    event: &Event<'_>,
+    reserved: &[Cow<'static, str>],
+    opening: &str,
+) -> Result<bool, fmt::Error> {
+    read_staged(|staged| {
+        let mut keys = KeySet::new(reserved);
+        let Some(staged) = staged else {
+            // Not staged: the event's own fields, without key-values.
+            let mut fields = JsonFields::new(&mut *out, &mut keys, Pass::SkipMessage, opening, ",");
+            event.record(&mut SkipLogTarget(&mut fields));
+            let wrote_any = fields.wrote_any();
+            fields.result?;
+            return Ok(wrote_any);
+        };
+        let mut members = Members {
+            out: &mut *out,
+            keys,
+            // Trace keys are the only keys before the location keys.
+            location_keys_free: !reserved.iter().any(|key| key.starts_with("log.")),
+            opening,
+            wrote_any: false,
+        };
+        let target = staged.target();
+        if let Some(path) = staged
+            .get(staged.module_path.as_ref())
+            .filter(|path| *path != target)
+        {
+            members.location_key(MODULE_PATH_KEY)?;
+            write_quoted_fast(members.out, path)?;
+        }
+        if let Some(file) = staged.get(staged.file.as_ref()) {
+            members.location_key(FILE_KEY)?;
+            write_quoted_fast(members.out, file)?;
+        }
+        if let Some(line) = staged.line {
+            members.location_key(LINE_KEY)?;
+            members.out.write_str(itoa::Buffer::new().format(line))?;
+        }
+        for (name, value) in staged.pairs() {
+            members.key(name)?;
+            members.out.write_str(value)?;
+        }
+        Ok(members.wrote_any)
+    })
+}
+
+/// Writes `"key":` members with unique keys after an opening.
+struct Members<'o, 'k, W: ?Sized> {
+    out: &'o mut W,
+    keys: KeySet<'k>,
+    location_keys_free: bool,
+    opening: &'o str,
+    wrote_any: bool,
+}
+
+impl<'k, W: Write + ?Sized> Members<'_, 'k, W> {
+    fn lead(&mut self) -> fmt::Result {
+        let lead = if self.wrote_any { "," } else { self.opening };
+        self.wrote_any = true;
+        self.out.write_str(lead)
+    }
+
+    fn key(&mut self, name: &'k str) -> fmt::Result {
+        self.lead()?;
+        let depth = self.keys.claim(name);
+        if depth == 0 && !needs_escape(name) {
+            self.out.write_char('"')?;
+            self.out.write_str(name)?;
+            self.out.write_str("\":")
+        } else {
+            write_key(self.out, name, depth)
+        }
+    }
+
+    /// A location key: written first, so only a reserved key (a trace key
+    /// of that name) can collide with it.
+    fn location_key(&mut self, (name, rendered): (&'static str, &str)) -> fmt::Result {
+        if !self.location_keys_free {
+            return self.key(name);
+        }
+        self.lead()?;
+        self.keys.insert_claimed(name, 0);
+        self.out.write_str(rendered)
+    }
+}
+
+/// Whether a string needs JSON escaping. Branch-free over the bytes, so the
+/// compiler vectorises it: most keys and paths need none and are then copied
+/// as they are.
+#[allow(clippy::needless_bitwise_bool)] // `|`, not `||`: no branch per byte.
+fn needs_escape(text: &str) -> bool {
+    text.bytes().fold(false, |any, b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\') | (b == 0x7f)
+    })
+}
+
+/// [`write_quoted`], skipping the escaper when nothing needs escaping.
+fn write_quoted_fast<W: Write + ?Sized>(out: &mut W, text: &str) -> fmt::Result {
+    if needs_escape(text) {
+        write_quoted(out, text)
+    } else {
+        out.write_char('"')?;
+        out.write_str(text)?;
+        out.write_char('"')
+    }
+}
+
+/// Writes a forwarded event's key-values as ` key=value` (values as JSON,
+/// keys with control characters escaped).
+pub(crate) fn write_pretty_key_values<W: Write + ?Sized>(out: &mut W) -> fmt::Result {
+    read_staged(|staged| {
+        for (name, value) in staged.into_iter().flat_map(StagedRecord::pairs) {
+            out.write_char(' ')?;
+            write_escaped(out, name)?;
+            out.write_char('=')?;
+            out.write_str(value)?;
+        }
+        Ok(())
+    })
+}
+
+/// Runs `f` with a forwarded event's record target; `None` if the event has
+/// none.
+pub(crate) fn record_target<R>(event: &Event<'_>, f: impl FnOnce(&str) -> R) -> Option<R> {
+    struct Target<F, R> {
+        f: Option<F>,
+        result: Option<R>,
+    }
+    impl<F: FnOnce(&str) -> R, R> Visit for Target<F, R> {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            if field.name() == TARGET_FIELD {
+                if let Some(f) = self.f.take() {
+                    self.result = Some(f(value));
+                }
+            }
+        }
+        fn record_debug(&mut self, _field: &Field, _value: &dyn fmt::Debug) {}
+    }
+    let mut visitor = Target {
+        f: Some(f),
+        result: None,
+    };
+    read_staged(|staged| {
+        if let (Some(staged), Some(f)) = (staged, visitor.f.take()) {
+            visitor.result = Some(f(staged.target()));
+        }
+    });
+    if visitor.f.is_some() {
+        event.record(&mut visitor);
+    }
+    visitor.result
+}
+
+/// A field visitor that passes every field but `log.target` on (the
+/// formatters write the record's target in the target's place).
+pub(crate) struct SkipLogTarget<'v, V>(pub(crate) &'v mut V);
+
+impl<V: Visit> Visit for SkipLogTarget<'_, V> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.record_f64(field, value);
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.record_i64(field, value);
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.record_u64(field, value);
+    }
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        self.0.record_i128(field, value);
+    }
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        self.0.record_u128(field, value);
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.record_bool(field, value);
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() != TARGET_FIELD {
+            self.0.record_str(field, value);
+        }
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn Error + 'static)) {
+        self.0.record_error(field, value);
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() != TARGET_FIELD {
+            self.0.record_debug(field, value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn staged(pairs: &[(&str, Value<'_>)]) -> Vec<(String, String)> {
+        let mut staged = StagedRecord::default();
+        for (key, value) in pairs {
+            staged
+                .visit_pair(Key::from_str(key), value.clone())
+                .unwrap();
+        }
+        staged
+            .pairs()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn values_render_as_json() {
+        let rendered = staged(&[
+            ("n", Value::from(7u64)),
+            ("neg", Value::from(-3i64)),
+            ("f", Value::from(1.5f64)),
+            ("nan", Value::from(f64::NAN)),
+            ("b", Value::from(true)),
+            ("s", Value::from("a\"b\n\u{1b}")),
+            ("c", Value::from('"')),
+            ("d", Value::from_debug(&vec![1, 2])),
+            ("unit", Value::null()),
+        ]);
+        let values: Vec<&str> = rendered.iter().map(|(_, v)| v.as_str()).collect();
+        assert_eq!(
+            values,
+            [
+                "7",
+                "-3",
+                "1.5",
+                "\"NaN\"",
+                "true",
+                r#""a\"b\n\u001b""#,
+                r#""\"""#,
+                "\"[1, 2]\"",
+                "null"
+            ]
+        );
+        for (_, value) in &rendered {
+            serde_json::from_str::<serde_json::Value>(value).unwrap();
+        }
+    }
+
+    #[test]
+    fn clearing_keeps_small_buffers_and_frees_huge_ones() {
+        let mut staged = StagedRecord::default();
+        staged
+            .visit_pair(Key::from_str("k"), Value::from("v"))
+            .unwrap();
+        let capacity = staged.text.capacity();
+        staged.clear();
+        assert_eq!(staged.text.capacity(), capacity);
+        assert_eq!(staged.pairs().count(), 0);
+        let huge = "x".repeat(RETAINED_CAPACITY * 2);
+        staged
+            .visit_pair(Key::from_str("k"), Value::from(huge.as_str()))
+            .unwrap();
+        staged.clear();
+        assert_eq!(staged.text.capacity(), 0);
+    }
+}
