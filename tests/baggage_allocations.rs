@@ -72,7 +72,7 @@ fn subscriber(format: JsonFormat, otel: bool) -> (Dispatch, Option<SdkTracerProv
         let provider = SdkTracerProvider::builder().build();
         let layer = tracing_correlation::tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("test"))
-            .with_filter(filter_fn(|meta| meta.is_span()));
+            .with_filter(filter_fn(|meta: &tracing::Metadata<'_>| meta.is_span()));
         let subscriber = tracing_subscriber::registry()
             .with(layer)
             .with(CorrelationLayer::with_opentelemetry())

@@ -25,7 +25,12 @@ use tracing_correlation::{
 /// The server layer every service uses: the default span, with axum's
 /// matched route as `http.route` and in the span name.
 pub(crate) fn server_layer() -> HttpServerLayer {
-    HttpServerLayer::new().make_span(DefaultServerSpan::new().with_route(matched_path))
+    HttpServerLayer::new().make_span(server_layer_span())
+}
+
+/// The request span of [`server_layer`].
+pub(crate) fn server_layer_span() -> DefaultServerSpan {
+    DefaultServerSpan::new().with_route(matched_path)
 }
 
 fn matched_path(extensions: &Extensions) -> Option<&str> {
@@ -83,7 +88,7 @@ pub(crate) fn plain_client() -> Client<HttpConnector, String> {
 }
 
 /// The client service A uses: every request carries A's trace to B.
-pub(crate) fn traced_client<M>(make_span: M) -> HttpClientService<Client<HttpConnector, String>, M>
+pub(crate) fn traced_client<M>(make_span: M) -> TracedClient<M>
 where
     M: MakeRequestSpan<String> + Clone,
 {
@@ -98,10 +103,7 @@ pub(crate) fn default_client_span() -> DefaultClientSpan {
 }
 
 /// Service A: `/call` calls service B's `/fanout` through the traced client.
-pub(crate) fn service_a<M>(
-    b: SocketAddr,
-    client: HttpClientService<Client<HttpConnector, String>, M>,
-) -> Router
+pub(crate) fn service_a<M>(b: SocketAddr, client: TracedClient<M>) -> Router
 where
     M: MakeRequestSpan<String> + Clone + Send + Sync + 'static,
 {
@@ -110,11 +112,11 @@ where
         .with_state((b, client))
 }
 
+/// A traced hyper client, as service A holds it.
+pub(crate) type TracedClient<M> = HttpClientService<Client<HttpConnector, String>, M>;
+
 async fn call_b<M>(
-    State((b, mut client)): State<(
-        SocketAddr,
-        HttpClientService<Client<HttpConnector, String>, M>,
-    )>,
+    State((b, mut client)): State<(SocketAddr, TracedClient<M>)>,
 ) -> Result<String, StatusCode>
 where
     M: MakeRequestSpan<String> + Clone + Send + Sync + 'static,
