@@ -314,3 +314,36 @@ fn the_response_traceparent_is_off_by_default() {
     assert_eq!(lines.len(), 2);
     assert!(lines.iter().all(|l| l["trace_id"] == TRACE));
 }
+
+#[test]
+fn a_filtered_out_request_span_still_continues_the_callers_trace() {
+    for mode in MODES {
+        let h = harness(mode);
+        let response = run(&h, || async {
+            let layer = axum_app::server_layer()
+                .response_traceparent(true)
+                .make_span(|_: &Request<axum::body::Body>| tracing::Span::none());
+            let addr = serve(layer).await;
+            let headers = [
+                ("traceparent", &*caller_traceparent()),
+                ("baggage", BAGGAGE),
+            ];
+            axum_app::send_get(addr, "/fanout", &headers).await.unwrap()
+        });
+        assert_eq!(response.status(), StatusCode::OK);
+        // No span, so no ids to return.
+        assert!(response.headers().get("traceparent").is_none());
+        let lines = app_lines(&h);
+        assert_eq!(lines.len(), 5, "{mode:?}");
+        for line in &lines {
+            assert_eq!(line["trace_id"], TRACE, "{mode:?}: {line}");
+            assert_eq!(line["tenant"], "acme", "{mode:?}: {line}");
+        }
+        // Logged with no span of ours entered: the caller's span id.
+        let fanning = lines
+            .iter()
+            .find(|l| l["message"] == "fanning out")
+            .unwrap();
+        assert_eq!(fanning["span_id"], CALLER_SPAN, "{mode:?}");
+    }
+}
