@@ -39,6 +39,8 @@ mod log_bridge;
 mod otlp;
 mod panic_hook;
 mod propagation;
+#[cfg(feature = "tower")]
+mod tower;
 mod writer;
 
 pub use context::{
@@ -65,6 +67,11 @@ pub use propagation::{
     inject_into_command, inject_into_command_with, parse_traceparent, parse_tracestate,
     propagator_from_env, propagator_from_env_with, Carrier, TextMapCarrier, TraceparentError,
     TracestateError, W3cBaggagePropagator, W3cPropagator, W3cTraceContextPropagator,
+};
+#[cfg(feature = "tower")]
+pub use tower::{
+    DefaultClientSpan, DefaultServerSpan, HttpClientLayer, HttpClientService, HttpResponseFuture,
+    HttpServerLayer, HttpServerService, MakeRequestSpan, TrustIncoming,
 };
 
 pub use opentelemetry;

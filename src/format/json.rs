@@ -10,6 +10,7 @@ use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
+use super::baggage::BaggageFields;
 use super::escape::{write_escaped, write_quoted, Escaping};
 use super::fields::{reserved_bits, JsonFields, KeySet, MessageOnly, Pass};
 use super::keys::{RenderedKeys, TraceKeys};
@@ -84,6 +85,7 @@ pub struct JsonFormat<T = Rfc3339Micros> {
     /// Top-level keys an event field may not take.
     reserved: Vec<Cow<'static, str>>,
     reserved_bits: u64,
+    baggage: BaggageFields,
 }
 
 impl JsonFormat {
@@ -103,6 +105,7 @@ impl JsonFormat {
             target: true,
             reserved: Vec::new(),
             reserved_bits: 0,
+            baggage: BaggageFields::default(),
         };
         this.set_reserved();
         this
@@ -131,6 +134,7 @@ impl<T> JsonFormat<T> {
             target: self.target,
             reserved: self.reserved,
             reserved_bits: self.reserved_bits,
+            baggage: self.baggage,
         }
     }
 
@@ -185,6 +189,51 @@ impl<T> JsonFormat<T> {
     #[must_use]
     pub fn with_target(mut self, on: bool) -> Self {
         self.target = on;
+        self
+    }
+
+    /// Copies these W3C baggage entries, when present, onto each line as
+    /// top-level string members (`"tenant":"acme"`). Baggage comes from other
+    /// processes, so nothing outside this list is ever written, and each value
+    /// is cut to [`with_baggage_max_len`](Self::with_baggage_max_len) bytes
+    /// and escaped.
+    ///
+    /// Values are read from the current context
+    /// (`opentelemetry::Context::current()`: the baggage the entered span was
+    /// created with, or an explicitly attached context), so events with an
+    /// explicit parent (`info!(parent: &span, …)`) and other non-contextual
+    /// events carry no baggage members. A key already taken — by our own keys
+    /// (`level`, `trace_id`…) or by one of the event's fields — is written as
+    /// `fields.<key>`. An empty list (the default) costs nothing per event.
+    ///
+    /// ```
+    /// use tracing_correlation::JsonFormat;
+    ///
+    /// let format = JsonFormat::new()
+    ///     .with_baggage_fields(["tenant", "user_id"])
+    ///     .with_baggage_max_len(64);
+    /// # drop(format);
+    /// ```
+    #[must_use]
+    pub fn with_baggage_fields<I, K>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: Into<String>,
+    {
+        self.baggage.set_keys(keys);
+        self
+    }
+
+    /// The longest baggage value written, in bytes (256 by default); longer
+    /// values are cut on a character boundary.
+    ///
+    /// ```
+    /// let format = tracing_correlation::JsonFormat::new().with_baggage_max_len(32);
+    /// # drop(format);
+    /// ```
+    #[must_use]
+    pub fn with_baggage_max_len(mut self, bytes: usize) -> Self {
+        self.baggage.set_max_value_len(bytes);
         self
     }
 
@@ -344,19 +393,33 @@ impl<T: FormatTime> JsonFormat<T> {
             FieldPlacement::Flatten => (&self.reserved, self.reserved_bits, ","),
             FieldPlacement::Nested => (&[], 0, ",\"fields\":{"),
         };
+        let with_baggage = self.baggage.is_active()
+            && event.is_contextual()
+            && !is_opentelemetry_internal(meta.target());
+        // Flattened, baggage shares the event's key set (the event's own
+        // fields keep their names); nested, it goes beside `fields`.
+        let flat_baggage =
+            (with_baggage && self.placement == FieldPlacement::Flatten).then_some(&self.baggage);
         let wrote_any = if forwarded {
             // Adds the record's key-values, rendered by the bridge.
-            crate::log_bridge::write_json_fields(&mut *out, event, reserved, opening)?
+            crate::log_bridge::write_json_fields(&mut *out, event, reserved, opening, flat_baggage)?
         } else {
             let mut keys = KeySet::<EVENT_KEYS>::with_bits(reserved, bits);
             let mut fields = JsonFields::new(&mut *out, &mut keys, pass, opening, ",");
             event.record(&mut fields);
             let wrote_any = fields.wrote_any();
             fields.result?;
+            if let Some(baggage) = flat_baggage {
+                baggage.write(out, &mut keys)?;
+            }
             wrote_any
         };
         if wrote_any && self.placement == FieldPlacement::Nested {
             out.write_str("}")?;
+        }
+        if with_baggage && self.placement == FieldPlacement::Nested {
+            let mut top_level = KeySet::<EVENT_KEYS>::with_bits(&self.reserved, self.reserved_bits);
+            self.baggage.write(out, &mut top_level)?;
         }
 
         if let Some(span) = span {

@@ -1,6 +1,7 @@
 //! Event formatters: JSON lines and a human-readable variant, both carrying
 //! the trace context.
 
+pub(crate) mod baggage;
 pub(crate) mod escape;
 pub(crate) mod fields;
 pub(crate) mod json;

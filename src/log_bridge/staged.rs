@@ -9,6 +9,8 @@ use std::fmt::{self, Write};
 use std::ops::Range;
 
 use log::kv::{self, Key, Value, VisitSource, VisitValue};
+
+use crate::format::baggage::BaggageFields;
 use tracing_core::field::{Field, Visit};
 use tracing_core::Event;
 
@@ -220,6 +222,7 @@ pub(crate) fn write_json_fields<W: Write + ?Sized>(
     event: &Event<'_>,
     reserved: &[Cow<'static, str>],
     opening: &str,
+    baggage: Option<&BaggageFields>,
 ) -> Result<bool, fmt::Error> {
     read_staged(|staged| {
         let mut keys = KeySet::new(reserved);
@@ -229,6 +232,9 @@ pub(crate) fn write_json_fields<W: Write + ?Sized>(
             event.record(&mut SkipLogTarget(&mut fields));
             let wrote_any = fields.wrote_any();
             fields.result?;
+            if let Some(baggage) = baggage {
+                baggage.write(out, &mut keys)?;
+            }
             return Ok(wrote_any);
         };
         let mut members = Members {
@@ -258,6 +264,11 @@ pub(crate) fn write_json_fields<W: Write + ?Sized>(
         for (name, value) in staged.pairs() {
             members.key(name)?;
             members.out.write_str(value)?;
+        }
+        // Allowlisted baggage (flattened placement only) after the record's
+        // own keys, which keep their names.
+        if let Some(baggage) = baggage {
+            baggage.write(members.out, &mut members.keys)?;
         }
         Ok(members.wrote_any)
     })
