@@ -21,7 +21,7 @@ static NEEDS_ESCAPE: [bool; 256] = {
 
 /// Whether any byte may need escaping, eight bytes at a time. Never misses
 /// one; may say yes when none does (the exact path then writes it as is).
-fn may_need_escape(bytes: &[u8]) -> bool {
+pub(crate) fn may_need_escape(bytes: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // Non-zero when some byte of `word` is zero.

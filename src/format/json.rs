@@ -368,59 +368,7 @@ impl<T: FormatTime> JsonFormat<T> {
             }
         }
 
-        // `tracing`'s macros put `message` first, so one pass writes it
-        // before the fields; otherwise a first pass picks it out.
-        let mut names = meta.fields().iter();
-        // (The bridge writes a forwarded record's fields itself, after it.)
-        let message_first = !forwarded && names.next().is_some_and(|f| f.name() == "message");
-        let pass = if message_first {
-            Pass::InlineMessage
-        } else {
-            if meta.fields().field("message").is_some() {
-                out.write_str(",\"message\":\"")?;
-                let mut message = MessageOnly {
-                    out: &mut *out,
-                    found: false,
-                    result: Ok(()),
-                };
-                event.record(&mut message);
-                message.result?;
-                out.write_str("\"")?;
-            }
-            Pass::SkipMessage
-        };
-        let (reserved, bits, opening): (&[Cow<'static, str>], u64, &str) = match self.placement {
-            FieldPlacement::Flatten => (&self.reserved, self.reserved_bits, ","),
-            FieldPlacement::Nested => (&[], 0, ",\"fields\":{"),
-        };
-        let with_baggage = self.baggage.is_active()
-            && event.is_contextual()
-            && !is_opentelemetry_internal(meta.target());
-        // Flattened, baggage shares the event's key set (the event's own
-        // fields keep their names); nested, it goes beside `fields`.
-        let flat_baggage =
-            (with_baggage && self.placement == FieldPlacement::Flatten).then_some(&self.baggage);
-        let wrote_any = if forwarded {
-            // Adds the record's key-values, rendered by the bridge.
-            crate::log_bridge::write_json_fields(&mut *out, event, reserved, opening, flat_baggage)?
-        } else {
-            let mut keys = KeySet::<EVENT_KEYS>::with_bits(reserved, bits);
-            let mut fields = JsonFields::new(&mut *out, &mut keys, pass, opening, ",");
-            event.record(&mut fields);
-            let wrote_any = fields.wrote_any();
-            fields.result?;
-            if let Some(baggage) = flat_baggage {
-                baggage.write(out, &mut keys)?;
-            }
-            wrote_any
-        };
-        if wrote_any && self.placement == FieldPlacement::Nested {
-            out.write_str("}")?;
-        }
-        if with_baggage && self.placement == FieldPlacement::Nested {
-            let mut top_level = KeySet::<EVENT_KEYS>::with_bits(&self.reserved, self.reserved_bits);
-            self.baggage.write(out, &mut top_level)?;
-        }
+        self.write_message_and_fields(out, event, forwarded)?;
 
         if let Some(span) = span {
             if self.current_span {
@@ -439,6 +387,86 @@ impl<T: FormatTime> JsonFormat<T> {
             }
         }
         out.write_str("}\n")
+    }
+
+    /// Writes `message`, the event's fields (or a forwarded record's
+    /// key-values) and allowlisted baggage.
+    fn write_message_and_fields<W: Write + ?Sized>(
+        &self,
+        out: &mut W,
+        event: &Event<'_>,
+        forwarded: bool,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        // `tracing`'s macros put `message` first, so one pass writes it
+        // before the fields; otherwise a first pass picks it out.
+        let mut names = meta.fields().iter();
+        // (The bridge writes a forwarded record's fields itself, after it.)
+        let message_first = !forwarded && names.next().is_some_and(|f| f.name() == "message");
+        let pass = if message_first {
+            Pass::InlineMessage
+        } else {
+            if meta.fields().field("message").is_some() {
+                out.write_str(",\"message\":\"")?;
+                let staged = if forwarded {
+                    crate::log_bridge::write_message(&mut *out)
+                } else {
+                    None
+                };
+                if let Some(written) = staged {
+                    written?;
+                } else {
+                    let mut message = MessageOnly {
+                        out: &mut *out,
+                        found: false,
+                        result: Ok(()),
+                    };
+                    event.record(&mut message);
+                    message.result?;
+                }
+                out.write_str("\"")?;
+            }
+            Pass::SkipMessage
+        };
+        let (reserved, bits, opening): (&[Cow<'static, str>], u64, &str) = match self.placement {
+            FieldPlacement::Flatten => (&self.reserved, self.reserved_bits, ","),
+            FieldPlacement::Nested => (&[], 0, ",\"fields\":{"),
+        };
+        let with_baggage = self.baggage.is_active()
+            && event.is_contextual()
+            && !is_opentelemetry_internal(meta.target());
+        // Flattened, baggage shares the event's key set (the event's own
+        // fields keep their names); nested, it goes beside `fields`.
+        let flat_baggage =
+            (with_baggage && self.placement == FieldPlacement::Flatten).then_some(&self.baggage);
+        let wrote_any = if forwarded {
+            // Adds the record's key-values, rendered by the bridge.
+            crate::log_bridge::write_json_fields(
+                &mut *out,
+                event,
+                (reserved, bits),
+                opening,
+                flat_baggage,
+            )?
+        } else {
+            let mut keys = KeySet::<EVENT_KEYS>::with_bits(reserved, bits);
+            let mut fields = JsonFields::new(&mut *out, &mut keys, pass, opening, ",");
+            event.record(&mut fields);
+            let wrote_any = fields.wrote_any();
+            fields.result?;
+            if let Some(baggage) = flat_baggage {
+                baggage.write(out, &mut keys)?;
+            }
+            wrote_any
+        };
+        if wrote_any && self.placement == FieldPlacement::Nested {
+            out.write_str("}")?;
+        }
+        if with_baggage && self.placement == FieldPlacement::Nested {
+            let mut top_level = KeySet::<EVENT_KEYS>::with_bits(&self.reserved, self.reserved_bits);
+            self.baggage.write(out, &mut top_level)?;
+        }
+        Ok(())
     }
 }
 

@@ -29,4 +29,6 @@ pub use decorator::CorrelatedLogger;
 pub use forward::LogBridge;
 
 pub(crate) use callsite::is_forwarded;
-pub(crate) use staged::{record_target, write_json_fields, write_pretty_key_values, SkipLogTarget};
+pub(crate) use staged::{
+    record_target, write_json_fields, write_message, write_pretty_key_values, SkipLogTarget,
+};

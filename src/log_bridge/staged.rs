@@ -15,7 +15,7 @@ use tracing_core::field::{Field, Visit};
 use tracing_core::Event;
 
 use super::callsite::TARGET_FIELD;
-use crate::format::escape::{write_escaped, write_quoted};
+use crate::format::escape::{write_escaped, write_quoted, Escaping};
 use crate::format::fields::{write_display_string, write_f64, write_key, JsonFields, KeySet, Pass};
 
 /// A buffer that grew past this is freed after use rather than kept, so one
@@ -35,6 +35,8 @@ pub(crate) struct StagedRecord {
     active: bool,
     text: String,
     target: Range<usize>,
+    /// The message, already escaped for a JSON string.
+    message: Range<usize>,
     module_path: Option<Range<usize>>,
     file: Option<Range<usize>>,
     line: Option<u32>,
@@ -59,6 +61,7 @@ impl StagedRecord {
         self.text.clear();
         self.entries.clear();
         self.target = 0..0;
+        self.message = 0..0;
         self.module_path = None;
         self.file = None;
         self.line = None;
@@ -76,6 +79,11 @@ impl StagedRecord {
         self.module_path = record.module_path().map(|path| self.push(path));
         self.file = record.file().map(|file| self.push(file));
         self.line = record.line();
+        // Rendered here, escaped, so formatters copy it instead of visiting
+        // the event's fields for it.
+        let start = self.text.len();
+        let _ = fmt::write(&mut Escaping(&mut self.text), *record.args());
+        self.message = start..self.text.len();
         // A failing value keeps the pairs rendered before it.
         let _ = record.key_values().visit(self);
         self.active = true;
@@ -220,12 +228,12 @@ fn read_staged<R>(mut f: impl FnMut(Option<&StagedRecord>) -> R) -> R {
 pub(crate) fn write_json_fields<W: Write + ?Sized>(
     out: &mut W,
     event: &Event<'_>,
-    reserved: &[Cow<'static, str>],
+    (reserved, reserved_bits): (&[Cow<'static, str>], u64),
     opening: &str,
     baggage: Option<&BaggageFields>,
 ) -> Result<bool, fmt::Error> {
     read_staged(|staged| {
-        let mut keys = KeySet::new(reserved);
+        let mut keys = KeySet::with_bits(reserved, reserved_bits);
         let Some(staged) = staged else {
             // Not staged: the event's own fields, without key-values.
             let mut fields = JsonFields::new(&mut *out, &mut keys, Pass::SkipMessage, opening, ",");
@@ -294,7 +302,7 @@ impl<'k, W: Write + ?Sized> Members<'_, 'k, W> {
         self.lead()?;
         let depth = self.keys.claim(name);
         if depth == 0 && !needs_escape(name) {
-            self.out.write_char('"')?;
+            self.out.write_str("\"")?;
             self.out.write_str(name)?;
             self.out.write_str("\":")
         } else {
@@ -314,25 +322,16 @@ impl<'k, W: Write + ?Sized> Members<'_, 'k, W> {
     }
 }
 
-/// Whether a string needs JSON escaping. Branch-free over the bytes, so the
-/// compiler vectorises it: most keys and paths need none and are then copied
-/// as they are.
-#[allow(clippy::needless_bitwise_bool)] // `|`, not `||`: no branch per byte.
+/// Whether a string may need JSON escaping (a word at a time): most keys and
+/// paths need none and are then copied as they are.
 fn needs_escape(text: &str) -> bool {
-    text.bytes().fold(false, |any, b| {
-        any | (b < 0x20) | (b == b'"') | (b == b'\\') | (b == 0x7f)
-    })
+    crate::format::escape::may_need_escape(text.as_bytes())
 }
 
-/// [`write_quoted`], skipping the escaper when nothing needs escaping.
+/// A quoted JSON string; [`write_quoted`] already skips escaping when
+/// nothing needs it.
 fn write_quoted_fast<W: Write + ?Sized>(out: &mut W, text: &str) -> fmt::Result {
-    if needs_escape(text) {
-        write_quoted(out, text)
-    } else {
-        out.write_char('"')?;
-        out.write_str(text)?;
-        out.write_char('"')
-    }
+    write_quoted(out, text)
 }
 
 /// Writes a forwarded event's key-values as ` key=value` (values as JSON,
@@ -346,6 +345,14 @@ pub(crate) fn write_pretty_key_values<W: Write + ?Sized>(out: &mut W) -> fmt::Re
             out.write_str(value)?;
         }
         Ok(())
+    })
+}
+
+/// Writes a forwarded event's message (escaped, no quotes) from the staged
+/// record; `None` when it is not staged.
+pub(crate) fn write_message<W: Write + ?Sized>(out: &mut W) -> Option<fmt::Result> {
+    read_staged(|staged| {
+        staged.map(|staged| out.write_str(staged.get(Some(&staged.message)).unwrap_or_default()))
     })
 }
 
