@@ -16,7 +16,7 @@ use super::fields::{reserved_bits, JsonFields, KeySet, MessageOnly, Pass};
 use super::keys::{RenderedKeys, TraceKeys};
 use super::time::Rfc3339Micros;
 use crate::ids::TraceIds;
-use crate::layer::{with_span_data, SpanData};
+use crate::layer::with_span_data;
 
 /// What to write when an event belongs to no valid trace context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -258,27 +258,6 @@ impl<T> JsonFormat<T> {
         keys.extend(self.keys.names().cloned());
         keys
     }
-
-    /// The ids an event belongs to.
-    fn event_ids<'a, R: LookupSpan<'a>>(
-        event: &Event<'_>,
-        span: Option<&SpanRef<'a, R>>,
-    ) -> Option<TraceIds> {
-        if event.is_contextual() && !is_opentelemetry_internal(event.metadata().target()) {
-            // The current context: the entered span's, or an OpenTelemetry
-            // context attached inside it (a remote parent, say).
-            TraceIds::current()
-        } else {
-            span.and_then(|span| with_span_data(span, SpanData::ids).flatten())
-        }
-    }
-}
-
-/// OpenTelemetry's own diagnostics may be emitted while its context stack is
-/// borrowed; reading the current context then would panic, so their ids come
-/// from the span instead.
-fn is_opentelemetry_internal(target: &str) -> bool {
-    target.starts_with("opentelemetry")
 }
 
 impl<S, N, T> FormatEvent<S, N> for JsonFormat<T>
@@ -293,12 +272,7 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let span = match event.parent() {
-            Some(id) => ctx.span(id),
-            None if event.is_contextual() => ctx.lookup_current(),
-            None => None,
-        };
-        let ids = Self::event_ids(event, span.as_ref());
+        let (span, ids) = super::event_span_and_ids(ctx, event);
         // Assemble the line in a reused thread-local buffer (inlined appends
         // instead of a dynamic call per piece), then hand it over at once.
         // Logging from inside formatting finds the buffer busy and writes
@@ -434,7 +408,7 @@ impl<T: FormatTime> JsonFormat<T> {
         };
         let with_baggage = self.baggage.is_active()
             && event.is_contextual()
-            && !is_opentelemetry_internal(meta.target());
+            && !super::is_opentelemetry_internal(meta.target());
         // Flattened, baggage shares the event's key set (the event's own
         // fields keep their names); nested, it goes beside `fields`.
         let flat_baggage =

@@ -9,3 +9,43 @@ pub(crate) mod keys;
 pub(crate) mod pretty;
 pub(crate) mod span_fields;
 pub(crate) mod time;
+
+use tracing_core::{Event, Subscriber};
+use tracing_subscriber::fmt::{FmtContext, FormatFields};
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+
+use crate::ids::TraceIds;
+use crate::layer::{with_span_data, SpanData};
+
+/// The span an event belongs to (its explicit parent, else the current span)
+/// and its ids: contextual events take the current context's (the entered
+/// span's, or an OpenTelemetry context attached inside it, like a remote
+/// parent); events with an explicit parent take that span's.
+pub(crate) fn event_span_and_ids<'c, S, N>(
+    ctx: &'c FmtContext<'_, S, N>,
+    event: &Event<'_>,
+) -> (Option<SpanRef<'c, S>>, Option<TraceIds>)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'w> FormatFields<'w> + 'static,
+{
+    let span = match event.parent() {
+        Some(id) => ctx.span(id),
+        None if event.is_contextual() => ctx.lookup_current(),
+        None => None,
+    };
+    let ids = if event.is_contextual() && !is_opentelemetry_internal(event.metadata().target()) {
+        TraceIds::current()
+    } else {
+        span.as_ref()
+            .and_then(|span| with_span_data(span, SpanData::ids).flatten())
+    };
+    (span, ids)
+}
+
+/// OpenTelemetry's own diagnostics may be emitted while its context stack is
+/// borrowed; reading the current context then would panic, so their ids come
+/// from the span instead.
+pub(crate) fn is_opentelemetry_internal(target: &str) -> bool {
+    target.starts_with("opentelemetry")
+}

@@ -10,8 +10,6 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 use super::time::Rfc3339Micros;
-use crate::ids::TraceIds;
-use crate::layer::{with_span_data, SpanData};
 
 /// One readable line per event:
 ///
@@ -68,17 +66,7 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let meta = event.metadata();
-        let span = match event.parent() {
-            Some(id) => ctx.span(id),
-            None if event.is_contextual() => ctx.lookup_current(),
-            None => None,
-        };
-        let ids = if event.is_contextual() && !meta.target().starts_with("opentelemetry") {
-            TraceIds::current()
-        } else {
-            span.as_ref()
-                .and_then(|s| with_span_data(s, SpanData::ids).flatten())
-        };
+        let (span, ids) = super::event_span_and_ids(ctx, event);
 
         self.timer.format_time(&mut writer)?;
         write!(writer, " {:>5} ", meta.level().as_str())?;
