@@ -396,3 +396,60 @@ fn trace_keys_named_like_the_location_keys_do_not_duplicate_them() {
     assert_eq!(line["fields.log.module_path"], module_path!());
     assert!(line["fields.log.line"].is_u64(), "{line}");
 }
+
+#[test]
+fn locations_stay_exact_across_many_call_sites_and_non_static_files() {
+    install_bridge();
+    let h = Harness::new(Mode::Standalone);
+    let owned_file = String::from("generated/\"quoted\".rs");
+    h.run(|| {
+        // More call sites than the per-thread location cache holds, twice
+        // over, so entries are rendered, reused and evicted.
+        for round in 0..2 {
+            for line in 0..80u32 {
+                log::logger().log(
+                    &log::Record::builder()
+                        .args(format_args!("site {line} round {round}"))
+                        .level(log::Level::Info)
+                        .target("sites")
+                        .module_path_static(Some(if line % 2 == 0 {
+                            "sites"
+                        } else {
+                            "sites::odd"
+                        }))
+                        .file_static(Some("src/sites.rs"))
+                        .line(Some(line))
+                        .build(),
+                );
+            }
+        }
+        // A file name that is not 'static is never cached, and is escaped.
+        log::logger().log(
+            &log::Record::builder()
+                .args(format_args!("dynamic"))
+                .level(log::Level::Warn)
+                .target("dyn")
+                .file(Some(&owned_file))
+                .line(Some(9))
+                .build(),
+        );
+    });
+    let lines = h.lines();
+    assert_eq!(lines.len(), 161);
+    for (i, line) in lines[..160].iter().enumerate() {
+        let site = (i % 80) as u64;
+        assert_eq!(line["message"], format!("site {site} round {}", i / 80));
+        assert_eq!(line["log.file"], "src/sites.rs");
+        assert_eq!(line["log.line"], site);
+        if site % 2 == 0 {
+            assert!(
+                line.get("log.module_path").is_none(),
+                "equals the target: {line}"
+            );
+        } else {
+            assert_eq!(line["log.module_path"], "sites::odd");
+        }
+    }
+    assert_eq!(lines[160]["log.file"], "generated/\"quoted\".rs");
+    assert_eq!(lines[160]["log.line"], 9);
+}

@@ -73,6 +73,7 @@ pub enum FieldPlacement {
 /// # drop(subscriber);
 /// ```
 #[derive(Debug, Clone)]
+#[allow(clippy::struct_excessive_bools)] // independent options, each with its own setter
 pub struct JsonFormat<T = Rfc3339Micros> {
     timer: Option<T>,
     keys: TraceKeys,
@@ -85,6 +86,9 @@ pub struct JsonFormat<T = Rfc3339Micros> {
     /// Top-level keys an event field may not take.
     reserved: Vec<Cow<'static, str>>,
     reserved_bits: u64,
+    /// Whether no reserved key is named like a forwarded record's location
+    /// key (`log.file`…), so those are written without checks.
+    location_keys_free: bool,
     baggage: BaggageFields,
 }
 
@@ -105,6 +109,7 @@ impl JsonFormat {
             target: true,
             reserved: Vec::new(),
             reserved_bits: 0,
+            location_keys_free: true,
             baggage: BaggageFields::default(),
         };
         this.set_reserved();
@@ -134,6 +139,7 @@ impl<T> JsonFormat<T> {
             target: self.target,
             reserved: self.reserved,
             reserved_bits: self.reserved_bits,
+            location_keys_free: self.location_keys_free,
             baggage: self.baggage,
         }
     }
@@ -240,6 +246,7 @@ impl<T> JsonFormat<T> {
     fn set_reserved(&mut self) {
         self.reserved = self.reserved_keys();
         self.reserved_bits = reserved_bits(&self.reserved);
+        self.location_keys_free = !crate::log_bridge::location_key_reserved(&self.reserved);
     }
 
     fn reserved_keys(&self) -> Vec<Cow<'static, str>> {
@@ -418,7 +425,11 @@ impl<T: FormatTime> JsonFormat<T> {
             crate::log_bridge::write_json_fields(
                 &mut *out,
                 event,
-                (reserved, bits),
+                (
+                    reserved,
+                    bits,
+                    reserved.is_empty() || self.location_keys_free,
+                ),
                 opening,
                 flat_baggage,
             )?

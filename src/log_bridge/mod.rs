@@ -30,5 +30,6 @@ pub use forward::LogBridge;
 
 pub(crate) use callsite::is_forwarded;
 pub(crate) use staged::{
-    record_target, write_json_fields, write_message, write_pretty_key_values, SkipLogTarget,
+    location_key_reserved, record_target, write_json_fields, write_message,
+    write_pretty_key_values, SkipLogTarget,
 };

@@ -27,6 +27,74 @@ const MODULE_PATH_KEY: (&str, &str) = ("log.module_path", "\"log.module_path\":"
 const FILE_KEY: (&str, &str) = ("log.file", "\"log.file\":");
 const LINE_KEY: (&str, &str) = ("log.line", "\"log.line\":");
 
+/// The location members (`"log.module_path":…,"log.file":…,"log.line":…`) of
+/// the last few call sites, rendered once: a call site logs from one place,
+/// so its escaped location text never changes. Only records whose file and
+/// module path are `'static` (every `log!` macro call) are cached, keyed by
+/// those strings' addresses.
+#[derive(Default)]
+struct LocationCache {
+    text: String,
+    entries: Vec<(LocationKey, Range<usize>)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct LocationKey {
+    file: (usize, usize),
+    module_path: Option<(usize, usize)>,
+    line: Option<u32>,
+    /// The module path is left out when it equals the target.
+    module_path_written: bool,
+}
+
+const CACHED_CALL_SITES: usize = 32;
+
+impl LocationCache {
+    /// The rendered members for `record`'s call site, rendering them on a
+    /// miss; `None` for a record without a static file.
+    fn lookup(&mut self, record: &log::Record<'_>) -> Option<Range<usize>> {
+        let file = record.file_static()?;
+        let module_path = record.module_path_static();
+        let key = LocationKey {
+            file: (file.as_ptr() as usize, file.len()),
+            module_path: module_path.map(|m| (m.as_ptr() as usize, m.len())),
+            line: record.line(),
+            module_path_written: module_path.is_some_and(|m| m != record.target()),
+        };
+        if let Some((_, range)) = self.entries.iter().find(|(k, _)| *k == key) {
+            return Some(range.clone());
+        }
+        if self.entries.len() >= CACHED_CALL_SITES || self.text.len() > RETAINED_CAPACITY {
+            // Start over rather than track ages: a thread cycling through
+            // more call sites than this pays one render per record.
+            self.entries.clear();
+            self.text.clear();
+        }
+        let start = self.text.len();
+        let mut first = true;
+        let mut member = |text: &mut String, key: &str| {
+            if !first {
+                text.push(',');
+            }
+            first = false;
+            text.push_str(key);
+        };
+        if let (true, Some(path)) = (key.module_path_written, module_path) {
+            member(&mut self.text, MODULE_PATH_KEY.1);
+            let _ = write_quoted(&mut self.text, path);
+        }
+        member(&mut self.text, FILE_KEY.1);
+        let _ = write_quoted(&mut self.text, file);
+        if let Some(line) = key.line {
+            member(&mut self.text, LINE_KEY.1);
+            self.text.push_str(itoa::Buffer::new().format(line));
+        }
+        let range = start..self.text.len();
+        self.entries.push((key, range.clone()));
+        Some(range)
+    }
+}
+
 /// The record being forwarded, copied into one reused buffer.
 #[derive(Default)]
 pub(crate) struct StagedRecord {
@@ -40,6 +108,14 @@ pub(crate) struct StagedRecord {
     module_path: Option<Range<usize>>,
     file: Option<Range<usize>>,
     line: Option<u32>,
+    /// The location members, pre-rendered, when the record's call site is
+    /// in [`LocationCache`] (a range of its text); the file and module path
+    /// are then not copied, their `'static` originals are kept instead.
+    location: Option<Range<usize>>,
+    static_file: Option<&'static str>,
+    static_module_path: Option<&'static str>,
+    /// Rendered location members of recent call sites.
+    cache: LocationCache,
     /// Key-values: `(key_start, key_end, value_end)`, the JSON value text
     /// starting where its key ends.
     entries: Vec<(usize, usize, usize)>,
@@ -65,6 +141,9 @@ impl StagedRecord {
         self.module_path = None;
         self.file = None;
         self.line = None;
+        self.location = None;
+        self.static_file = None;
+        self.static_module_path = None;
     }
 
     fn push(&mut self, text: &str) -> Range<usize> {
@@ -76,9 +155,15 @@ impl StagedRecord {
     fn stage(&mut self, record: &log::Record<'_>) {
         self.clear();
         self.target = self.push(record.target());
-        self.module_path = record.module_path().map(|path| self.push(path));
-        self.file = record.file().map(|file| self.push(file));
         self.line = record.line();
+        self.location = self.cache.lookup(record);
+        if self.location.is_some() {
+            self.static_file = record.file_static();
+            self.static_module_path = record.module_path_static();
+        } else {
+            self.module_path = record.module_path().map(|path| self.push(path));
+            self.file = record.file().map(|file| self.push(file));
+        }
         // Rendered here, escaped, so formatters copy it instead of visiting
         // the event's fields for it.
         let start = self.text.len();
@@ -95,6 +180,15 @@ impl StagedRecord {
 
     fn target(&self) -> &str {
         self.get(Some(&self.target)).unwrap_or_default()
+    }
+
+    fn module_path(&self) -> Option<&str> {
+        self.static_module_path
+            .or_else(|| self.get(self.module_path.as_ref()))
+    }
+
+    fn file(&self) -> Option<&str> {
+        self.static_file.or_else(|| self.get(self.file.as_ref()))
     }
 
     /// The staged `(key, JSON value)` pairs, in record order.
@@ -228,7 +322,7 @@ fn read_staged<R>(mut f: impl FnMut(Option<&StagedRecord>) -> R) -> R {
 pub(crate) fn write_json_fields<W: Write + ?Sized>(
     out: &mut W,
     event: &Event<'_>,
-    (reserved, reserved_bits): (&[Cow<'static, str>], u64),
+    (reserved, reserved_bits, location_keys_free): (&[Cow<'static, str>], u64, bool),
     opening: &str,
     baggage: Option<&BaggageFields>,
 ) -> Result<bool, fmt::Error> {
@@ -249,25 +343,39 @@ pub(crate) fn write_json_fields<W: Write + ?Sized>(
             out: &mut *out,
             keys,
             // Trace keys are the only keys before the location keys.
-            location_keys_free: !reserved.iter().any(|key| key.starts_with("log.")),
+            location_keys_free,
             opening,
             wrote_any: false,
         };
         let target = staged.target();
-        if let Some(path) = staged
-            .get(staged.module_path.as_ref())
-            .filter(|path| *path != target)
-        {
+        let cached = staged
+            .location
+            .as_ref()
+            .filter(|_| members.location_keys_free)
+            .and_then(|range| staged.cache.text.get(range.clone()));
+        if let Some(rendered) = cached {
+            members.lead()?;
+            members.out.write_str(rendered)?;
+            if staged.module_path().is_some_and(|path| path != target) {
+                members.keys.insert_claimed(MODULE_PATH_KEY.0, 0);
+            }
+            members.keys.insert_claimed(FILE_KEY.0, 0);
+            if staged.line.is_some() {
+                members.keys.insert_claimed(LINE_KEY.0, 0);
+            }
+        } else if let Some(path) = staged.module_path().filter(|path| *path != target) {
             members.location_key(MODULE_PATH_KEY)?;
             write_quoted_fast(members.out, path)?;
         }
-        if let Some(file) = staged.get(staged.file.as_ref()) {
-            members.location_key(FILE_KEY)?;
-            write_quoted_fast(members.out, file)?;
-        }
-        if let Some(line) = staged.line {
-            members.location_key(LINE_KEY)?;
-            members.out.write_str(itoa::Buffer::new().format(line))?;
+        if cached.is_none() {
+            if let Some(file) = staged.file() {
+                members.location_key(FILE_KEY)?;
+                write_quoted_fast(members.out, file)?;
+            }
+            if let Some(line) = staged.line {
+                members.location_key(LINE_KEY)?;
+                members.out.write_str(itoa::Buffer::new().format(line))?;
+            }
         }
         for (name, value) in staged.pairs() {
             members.key(name)?;
@@ -280,6 +388,12 @@ pub(crate) fn write_json_fields<W: Write + ?Sized>(
         }
         Ok(members.wrote_any)
     })
+}
+
+/// Whether a reserved key (a trace key so named) could be a location key;
+/// formatters compute it once per configuration.
+pub(crate) fn location_key_reserved(reserved: &[Cow<'static, str>]) -> bool {
+    reserved.iter().any(|key| key.starts_with("log."))
 }
 
 /// Writes `"key":` members with unique keys after an opening.
