@@ -15,7 +15,7 @@ use tracing_core::field::{Field, Visit};
 use tracing_core::Event;
 
 use super::callsite::TARGET_FIELD;
-use crate::format::escape::{write_escaped, write_quoted, Escaping};
+use crate::format::escape::{may_need_escape, write_escaped, write_quoted, Escaping};
 use crate::format::fields::{write_display_string, write_f64, write_key, JsonFields, KeySet, Pass};
 
 /// A buffer that grew past this is freed after use rather than kept, so one
@@ -267,7 +267,7 @@ impl VisitValue<'_> for JsonValue<'_> {
     }
 
     fn visit_str(&mut self, value: &str) -> Result<(), kv::Error> {
-        Ok(write_quoted_fast(self.0, value)?)
+        Ok(write_quoted(self.0, value)?)
     }
 
     fn visit_char(&mut self, value: char) -> Result<(), kv::Error> {
@@ -365,12 +365,12 @@ pub(crate) fn write_json_fields<W: Write + ?Sized>(
             }
         } else if let Some(path) = staged.module_path().filter(|path| *path != target) {
             members.location_key(MODULE_PATH_KEY)?;
-            write_quoted_fast(members.out, path)?;
+            write_quoted(members.out, path)?;
         }
         if cached.is_none() {
             if let Some(file) = staged.file() {
                 members.location_key(FILE_KEY)?;
-                write_quoted_fast(members.out, file)?;
+                write_quoted(members.out, file)?;
             }
             if let Some(line) = staged.line {
                 members.location_key(LINE_KEY)?;
@@ -415,7 +415,7 @@ impl<'k, W: Write + ?Sized> Members<'_, 'k, W> {
     fn key(&mut self, name: &'k str) -> fmt::Result {
         self.lead()?;
         let depth = self.keys.claim(name);
-        if depth == 0 && !needs_escape(name) {
+        if depth == 0 && !may_need_escape(name.as_bytes()) {
             self.out.write_str("\"")?;
             self.out.write_str(name)?;
             self.out.write_str("\":")
@@ -434,18 +434,6 @@ impl<'k, W: Write + ?Sized> Members<'_, 'k, W> {
         self.keys.insert_claimed(name, 0);
         self.out.write_str(rendered)
     }
-}
-
-/// Whether a string may need JSON escaping (a word at a time): most keys and
-/// paths need none and are then copied as they are.
-fn needs_escape(text: &str) -> bool {
-    crate::format::escape::may_need_escape(text.as_bytes())
-}
-
-/// A quoted JSON string; [`write_quoted`] already skips escaping when
-/// nothing needs it.
-fn write_quoted_fast<W: Write + ?Sized>(out: &mut W, text: &str) -> fmt::Result {
-    write_quoted(out, text)
 }
 
 /// Writes a forwarded event's key-values as ` key=value` (values as JSON,

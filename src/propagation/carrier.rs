@@ -36,12 +36,21 @@ pub trait TextMapCarrier {
     fn replace(&mut self, name: &str, value: String);
 }
 
+/// The values of `name` (any case) among a map's entries.
+fn values_ignoring_case<'a>(
+    entries: impl IntoIterator<Item = (&'a String, &'a String)>,
+    name: &str,
+) -> Vec<&'a str> {
+    entries
+        .into_iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
 impl<S: BuildHasher> TextMapCarrier for HashMap<String, String, S> {
     fn values(&self, name: &str) -> Vec<&str> {
-        self.iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
+        values_ignoring_case(self, name)
     }
 
     fn names(&self) -> Vec<&str> {
@@ -56,10 +65,7 @@ impl<S: BuildHasher> TextMapCarrier for HashMap<String, String, S> {
 
 impl TextMapCarrier for BTreeMap<String, String> {
     fn values(&self, name: &str) -> Vec<&str> {
-        self.iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
+        values_ignoring_case(self, name)
     }
 
     fn names(&self) -> Vec<&str> {
