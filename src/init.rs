@@ -475,7 +475,9 @@ fn format_from_env() -> OutputFormat {
         Some(value) if value.trim().eq_ignore_ascii_case("json") => OutputFormat::Json,
         Some(value) if value.trim().eq_ignore_ascii_case("pretty") => OutputFormat::Pretty,
         Some(value) => {
-            eprintln!("tracing-correlation: LOG_FORMAT={value:?} is neither `json` nor `pretty`; using json");
+            crate::diagnostics::report!(
+                "LOG_FORMAT={value:?} is neither `json` nor `pretty`; using json"
+            );
             OutputFormat::Json
         }
     }
@@ -565,7 +567,9 @@ impl Drop for LoggingGuard {
         drop(self.worker.take());
         let dropped = self.dropped_lines();
         if dropped > 0 {
-            eprintln!("tracing-correlation: the non-blocking writer dropped {dropped} log lines because its buffer was full");
+            crate::diagnostics::report!(
+                "the non-blocking writer dropped {dropped} log lines because its buffer was full"
+            );
         }
         let _ = io::Write::flush(&mut io::stdout());
     }
@@ -592,7 +596,7 @@ fn provider_from_export_config(config: Option<crate::ExportConfig>) -> Option<Sd
     match crate::build_tracer_provider(&config) {
         Ok(provider) => Some(provider),
         Err(error) => {
-            eprintln!("tracing-correlation: span export disabled, logging stand-alone: {error}");
+            crate::diagnostics::report!("span export disabled, logging stand-alone: {error}");
             None
         }
     }
@@ -603,7 +607,7 @@ fn provider_from_export_config(config: Option<crate::ExportConfig>) -> Option<Sd
 #[cfg(feature = "otlp")]
 pub(crate) fn shutdown_provider(provider: &SdkTracerProvider, timeout: Duration) {
     if let Err(error) = crate::shutdown_with_timeout(provider, timeout) {
-        eprintln!("tracing-correlation: {error}");
+        crate::diagnostics::report!("{error}");
     }
 }
 
@@ -621,9 +625,9 @@ pub(crate) fn shutdown_provider(provider: &SdkTracerProvider, timeout: Duration)
     if spawned.is_ok() {
         match wait.recv_timeout(timeout + Duration::from_millis(100)) {
             Ok(Ok(())) => {}
-            Ok(Err(error)) => eprintln!("tracing-correlation: span export shutdown failed: {error}"),
-            Err(_) => eprintln!(
-                "tracing-correlation: span export did not finish within {timeout:?}; unexported spans were dropped"
+            Ok(Err(error)) => crate::diagnostics::report!("span export shutdown failed: {error}"),
+            Err(_) => crate::diagnostics::report!(
+                "span export did not finish within {timeout:?}; unexported spans were dropped"
             ),
         }
     }

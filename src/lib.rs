@@ -30,6 +30,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod context;
+mod diagnostics;
 mod format;
 mod ids;
 mod init;

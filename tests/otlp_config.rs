@@ -269,7 +269,7 @@ fn each_invalid_value_is_reported_once() {
         [DISABLED, EXPORTER, PROTO, ARG, ATTRS]
     );
     let rendered: Vec<String> = config.warnings().iter().map(ToString::to_string).collect();
-    assert!(rendered[0].starts_with("tracing-correlation: ignoring OTEL_SDK_DISABLED=\"maybe\""));
+    assert!(rendered[0].starts_with("ignoring OTEL_SDK_DISABLED=\"maybe\""));
     assert!(
         rendered[2].contains("`http/json` is not supported"),
         "{}",

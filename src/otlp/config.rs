@@ -172,7 +172,7 @@ impl fmt::Display for ConfigWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "tracing-correlation: ignoring {}={:?}: {}",
+            "ignoring {}={:?}: {}",
             self.variable, self.value, self.problem
         )
     }
@@ -580,7 +580,7 @@ impl ExportConfig {
     /// ```
     pub fn report_warnings(&mut self) {
         for warning in self.take_warnings() {
-            eprintln!("{warning}");
+            crate::diagnostics::report!("{warning}");
         }
     }
 }

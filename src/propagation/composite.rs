@@ -201,8 +201,8 @@ fn report_unknown(unknown: Vec<String>) {
     let mut reported = REPORTED.lock().unwrap_or_else(PoisonError::into_inner);
     for name in unknown {
         if reported.insert(name.clone()) {
-            eprintln!(
-                "tracing-correlation: {OTEL_PROPAGATORS} names unsupported propagator {name:?}; \
+            crate::diagnostics::report!(
+                "{OTEL_PROPAGATORS} names unsupported propagator {name:?}; \
                  skipped (supported: tracecontext, baggage, none)"
             );
         }
