@@ -38,11 +38,12 @@ mod layer;
 mod log_bridge;
 #[cfg(feature = "otlp")]
 mod otlp;
+mod output;
 mod panic_hook;
 mod propagation;
+mod sink;
 #[cfg(feature = "tower")]
 mod tower;
-mod writer;
 
 pub use context::{
     bind, new_root, CapturedContext, Carried, EnteredContext, FutureContextExt, InContext, NewRoot,
@@ -52,9 +53,7 @@ pub use format::keys::TraceKeys;
 pub use format::pretty::PrettyFormat;
 pub use format::time::Rfc3339Micros;
 pub use ids::{Hex, TraceIds};
-pub use init::{
-    builder, init_json_logging, Builder, InitError, LoggingGuard, NonBlockingMode, OutputFormat,
-};
+pub use init::{builder, init_json_logging, Builder, InitError, LoggingGuard, ShutdownReport};
 pub use layer::CorrelationLayer;
 pub use log_bridge::{CorrelatedLogger, LogBridge};
 #[cfg(feature = "otlp")]
@@ -62,6 +61,8 @@ pub use otlp::{
     build_tracer_provider, shutdown_with_timeout, ConfigWarning, ExportConfig, ExportMode,
     OtlpError, OtlpProtocol, SamplerConfig,
 };
+pub use output::filter::{FilterError, FilterHandle, SPANS_ENV};
+pub use output::{Output, OutputFormat, DEFAULT_CAPACITY};
 pub use propagation::{
     context_from_env, context_from_env_with, extract_context, extract_context_with,
     format_traceparent, inject_context, inject_context_with, inject_current_context,
@@ -69,6 +70,7 @@ pub use propagation::{
     propagator_from_env, propagator_from_env_with, Carrier, TextMapCarrier, TraceparentError,
     TracestateError, W3cBaggagePropagator, W3cPropagator, W3cTraceContextPropagator,
 };
+pub use sink::{OutputReport, WriteMode};
 #[cfg(feature = "tower")]
 pub use tower::{
     DefaultClientSpan, DefaultServerSpan, HttpClientLayer, HttpClientService, HttpResponseFuture,
@@ -77,4 +79,6 @@ pub use tower::{
 
 pub use opentelemetry;
 pub use opentelemetry_sdk;
+/// Rotating files for [`Output::file`], from `tracing-appender`.
+pub use tracing_appender::rolling;
 pub use tracing_opentelemetry;
