@@ -634,6 +634,18 @@ impl Builder {
         Ok((tracing::Dispatch::new(subscriber), guard))
     }
 
+    /// What a test capture wants where the caller chose nothing: every
+    /// line and span, nothing process-wide.
+    pub(crate) fn capture_defaults(mut self) -> Self {
+        if self.first.filter.is_none() {
+            self.first = self.first.filter("trace");
+        }
+        if self.span_filter.is_none() {
+            self.span_filter = Some("trace".to_owned());
+        }
+        self
+    }
+
     /// The explicit provider, else the one export configuration asks for.
     fn take_tracer_provider(&mut self) -> Option<SdkTracerProvider> {
         let explicit = self.tracer_provider.take();

@@ -42,6 +42,7 @@ mod output;
 mod panic_hook;
 mod propagation;
 mod sink;
+pub mod testing;
 #[cfg(feature = "tower")]
 mod tower;
 
