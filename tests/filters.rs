@@ -10,6 +10,8 @@ use support::{ids_of, Captured};
 use tracing::{debug, error, info, info_span, warn};
 use tracing_correlation::{builder, Output, TraceIds};
 
+/// What `ids_of` gives for a line carrying `ids`.
+#[allow(clippy::unnecessary_wraps)]
 fn ids_hex(ids: TraceIds) -> Option<(String, String, String)> {
     Some((
         ids.trace_id_hex().to_string(),
