@@ -97,6 +97,9 @@ pub struct Builder {
     more: Vec<Output>,
     span_filter: Option<String>,
     layers: Vec<BoxedLayer>,
+    /// A layer that sees exactly the spans that exist (the test capture's
+    /// span recorder).
+    span_layer: Option<BoxedLayer>,
     panic_hook: bool,
     propagators: bool,
     continue_env_trace: bool,
@@ -108,7 +111,7 @@ pub struct Builder {
     log_bridge: bool,
 }
 
-type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync + 'static>;
+pub(crate) type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync + 'static>;
 
 impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -135,6 +138,7 @@ impl Builder {
             more: Vec::new(),
             span_filter: None,
             layers: Vec::new(),
+            span_layer: None,
             panic_hook: true,
             propagators: true,
             continue_env_trace: true,
@@ -622,6 +626,13 @@ impl Builder {
             };
             layers.push(layer);
         }
+        if let Some(span_layer) = self.span_layer.take() {
+            layers.push(
+                span_layer
+                    .with_filter(SplitFilter::spans_only(span_set.clone()))
+                    .boxed(),
+            );
+        }
         layers.append(&mut self.layers);
 
         let subscriber = tracing_subscriber::registry().with(layers);
@@ -635,8 +646,10 @@ impl Builder {
     }
 
     /// What a test capture wants where the caller chose nothing: every
-    /// line and span, nothing process-wide.
-    pub(crate) fn capture_defaults(mut self) -> Self {
+    /// line and span, nothing process-wide; `spans` sees the spans that
+    /// exist.
+    pub(crate) fn capture_defaults(mut self, spans: BoxedLayer) -> Self {
+        self.span_layer = Some(spans);
         if self.first.filter.is_none() {
             self.first = self.first.filter("trace");
         }

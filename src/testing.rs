@@ -270,11 +270,10 @@ impl Session {
         let buffer = Buffer::default();
         let spans = Arc::new(Mutex::new(SpanLog::default()));
         let (dispatch, guard) = builder
-            .capture_defaults()
+            .capture_defaults(Box::new(SpanRecorder(spans.clone())))
             .writer(buffer.clone())
             .write_mode(WriteMode::Direct)
             .format(OutputFormat::Json)
-            .with_layer(SpanRecorder(spans.clone()))
             .build()
             .unwrap_or_else(|error| panic!("testing::capture: {error}"));
         Self {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Barrier};
 
 use support::{ids_of, Captured};
 use tracing::{debug, error, info, info_span, warn};
-use tracing_correlation::{builder, Output, TraceIds};
+use tracing_correlation::{builder, testing, Output, TraceIds};
 
 /// What `ids_of` gives for a line carrying `ids`.
 #[allow(clippy::unnecessary_wraps)]
@@ -57,50 +57,63 @@ fn at_warn_lines_inside_info_spans_carry_their_ids() {
 
 #[test]
 fn the_span_object_names_the_span_whose_ids_the_line_carries() {
-    let out = Captured::default();
-    let (dispatch, _guard) = builder()
-        .writer(out.clone())
-        .filter("warn")
-        .build()
-        .expect("valid filter");
-    tracing::dispatcher::with_default(&dispatch, || {
-        let _request = info_span!("request", path = "/orders").entered();
-        // A debug span below the span filter (info): the line belongs to
-        // the nearest span that exists.
-        let _detail = tracing::debug_span!("detail").entered();
-        warn!("inside");
-    });
-    let lines = out.lines();
-    assert_eq!(lines.len(), 1, "{lines:#?}");
+    let ((), captured) =
+        testing::capture_with(builder().filter("warn").span_filter("info"), || {
+            let _request = info_span!("request", path = "/orders").entered();
+            // A debug span below the span filter (info): the line belongs to
+            // the nearest span that exists.
+            let _detail = tracing::debug_span!("detail").entered();
+            warn!("inside");
+        });
+    assert_eq!(captured.lines().len(), 1);
     assert_eq!(
-        lines[0]["span"],
+        captured.line("inside")["span"],
         serde_json::json!({"name": "request", "path": "/orders"})
     );
+    captured.assert_line_in_span("inside", "request");
+    assert_eq!(captured.spans().len(), 1, "the debug span does not exist");
 }
 
 #[test]
 fn a_span_filter_and_the_line_filter_both_make_spans_exist() {
-    let out = Captured::default();
-    let (dispatch, _guard) = builder()
-        .writer(out.clone())
-        .filter("warn,app::db=debug")
-        .span_filter("warn")
-        .build()
-        .expect("valid filters");
-    tracing::dispatcher::with_default(&dispatch, || {
-        let request = info_span!("request");
-        assert!(request.is_disabled(), "info is below both filters for app");
-        let db = tracing::debug_span!(target: "app::db", "query");
-        assert!(
-            !db.is_disabled(),
-            "the line filter enables app::db at debug"
+    let ((), captured) = testing::capture_with(
+        builder().filter("warn,app::db=debug").span_filter("warn"),
+        || {
+            // Below both filters: no ids (`is_disabled` is no test here:
+            // other threads' dispatchers may enable the callsite).
+            let request = info_span!("request");
+            assert_eq!(TraceIds::from_span(&request), None);
+            let _request = request.entered();
+            let db = tracing::debug_span!(target: "app::db", "query");
+            db.in_scope(|| debug!(target: "app::db", "rows read"));
+        },
+    );
+    assert_eq!(captured.lines().len(), 1);
+    assert_eq!(captured.spans().len(), 1, "only the debug span exists");
+    captured.assert_line_in_span("rows read", "query");
+    assert_eq!(captured.span("query").parent_span_id, None, "a root");
+}
+
+#[test]
+fn the_capture_helper_sees_parents_and_remote_parents() {
+    let remote = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let ((), captured) = testing::capture(|| {
+        let mut carrier = std::collections::HashMap::new();
+        carrier.insert("traceparent".to_owned(), remote.to_owned());
+        let parent = tracing_correlation::extract_context_with(
+            &tracing_correlation::W3cPropagator::new(),
+            &carrier,
         );
-        db.in_scope(|| debug!(target: "app::db", "rows read"));
-        let ids = TraceIds::from_span(&db).expect("ids");
-        let lines = out.lines();
-        assert_eq!(lines.len(), 1, "{lines:#?}");
-        assert_eq!(ids_of(&lines[0]), ids_hex(ids));
+        let _attached = parent.attach();
+        let _request = info_span!("request").entered();
+        let _db = info_span!("db").entered();
+        debug!("query");
     });
+    let request = captured.span("request");
+    assert_eq!(request.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(request.parent_span_id.as_deref(), Some("00f067aa0ba902b7"));
+    captured.assert_child_of("db", "request");
+    captured.assert_line_in_span("query", "db");
 }
 
 #[test]
