@@ -87,9 +87,11 @@ type Case = (&'static str, fn(u64));
 
 const CASES: &[Case] = &[
     ("fmt_json_event", |n| {
-        in_three_spans(&plain_json(), n, event)
+        in_three_spans(&plain_json(), n, event);
     }),
-    ("ours_event", |n| in_three_spans(&ours("info"), n, event)),
+    ("ours_event", |n| {
+        in_three_spans(&ours("info"), n, event);
+    }),
     ("global_filter_warn_disabled_debug", |n| {
         in_three_spans(&global_filter("warn"), n, disabled_debug);
     }),
