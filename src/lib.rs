@@ -78,3 +78,9 @@ pub use tower::{
 pub use opentelemetry;
 pub use opentelemetry_sdk;
 pub use tracing_opentelemetry;
+
+/// What the crate's macros expand to; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use tracing;
+}
