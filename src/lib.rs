@@ -40,6 +40,8 @@ mod log_bridge;
 mod otlp;
 mod panic_hook;
 mod propagation;
+#[cfg(feature = "reqwest")]
+mod reqwest_ext;
 #[cfg(feature = "tower")]
 mod tower;
 mod writer;
@@ -69,6 +71,8 @@ pub use propagation::{
     propagator_from_env, propagator_from_env_with, Carrier, TextMapCarrier, TraceparentError,
     TracestateError, W3cBaggagePropagator, W3cPropagator, W3cTraceContextPropagator,
 };
+#[cfg(feature = "reqwest")]
+pub use reqwest_ext::RequestBuilderExt;
 #[cfg(feature = "tower")]
 pub use tower::{
     DefaultClientSpan, DefaultServerSpan, HttpClientLayer, HttpClientService, HttpResponseFuture,
