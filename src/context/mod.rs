@@ -69,10 +69,12 @@ mod future;
 mod link;
 pub mod mpsc;
 #[cfg(feature = "rayon")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rayon")))]
 pub mod rayon;
 mod root;
 pub mod thread;
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio;
 
 pub use captured::{bind, CapturedContext, EnteredContext};
