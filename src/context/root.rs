@@ -103,9 +103,14 @@ impl NewRoot {
     /// let subscriber = tracing_subscriber::registry().with(CorrelationLayer::new());
     /// tracing::subscriber::with_default(subscriber, || {
     ///     let _request = tracing::info_span!("request").entered();
-    ///     new_root(root_span!(tracing::Level::INFO, "job"))
+    ///     let request = TraceIds::current().map(|ids| ids.trace_id());
+    ///     let job = new_root(root_span!(tracing::Level::INFO, "job"))
     ///         .link_to_ambient()
-    ///         .run(|| tracing::info!("its line carries link.trace_id and link.span_id"));
+    ///         .run(|| {
+    ///             tracing::info!("this line carries link.trace_id and link.span_id");
+    ///             TraceIds::current().map(|ids| ids.trace_id())
+    ///         });
+    ///     assert_ne!(job, request);
     /// });
     /// ```
     pub fn link_to_ambient(mut self) -> Self {
