@@ -23,11 +23,17 @@
 //! # Versions
 //!
 //! This crate pins one compatible set of OpenTelemetry crates and re-exports
-//! them: [`opentelemetry`] 0.33, [`opentelemetry_sdk`] 0.33 and
-//! [`tracing_opentelemetry`] 0.34. Use these re-exports rather than your own
-//! dependencies: with mismatched versions, lookups between the crates find
-//! nothing and lines silently lose their ids.
+//! them: [`opentelemetry`](https://docs.rs/opentelemetry/0.33) 0.33,
+//! [`opentelemetry_sdk`](https://docs.rs/opentelemetry_sdk/0.33) 0.33 and
+//! [`tracing_opentelemetry`](https://docs.rs/tracing-opentelemetry/0.34) 0.34.
+//! Use these re-exports rather than your own dependencies: with mismatched
+//! versions, lookups between the crates find nothing and lines silently lose
+//! their ids.
 #![doc(test(attr(deny(warnings))))]
+// docs.rs (nightly, `--cfg docsrs`): each item behind a cargo feature says
+// which one. `doc_cfg` also shows the features of `#[cfg]` items without an
+// explicit `doc(cfg)`, since `doc_auto_cfg` was folded into it.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod context;
 mod diagnostics;
@@ -43,6 +49,8 @@ mod panic_hook;
 mod propagation;
 mod sink;
 pub mod testing;
+#[cfg(feature = "reqwest")]
+mod reqwest_ext;
 #[cfg(feature = "tower")]
 mod tower;
 
@@ -58,6 +66,7 @@ pub use init::{builder, init_json_logging, Builder, InitError, LoggingGuard, Shu
 pub use layer::CorrelationLayer;
 pub use log_bridge::{CorrelatedLogger, LogBridge};
 #[cfg(feature = "otlp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
 pub use otlp::{
     build_tracer_provider, shutdown_with_timeout, ConfigWarning, ExportConfig, ExportMode,
     OtlpError, OtlpProtocol, SamplerConfig,
@@ -72,7 +81,11 @@ pub use propagation::{
     TracestateError, W3cBaggagePropagator, W3cPropagator, W3cTraceContextPropagator,
 };
 pub use sink::{OutputReport, WriteMode};
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub use reqwest_ext::RequestBuilderExt;
 #[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use tower::{
     DefaultClientSpan, DefaultServerSpan, HttpClientLayer, HttpClientService, HttpResponseFuture,
     HttpServerLayer, HttpServerService, MakeRequestSpan, TrustIncoming,
@@ -83,3 +96,9 @@ pub use opentelemetry_sdk;
 /// Rotating files for [`Output::file`], from `tracing-appender`.
 pub use tracing_appender::rolling;
 pub use tracing_opentelemetry;
+
+/// What the crate's macros expand to; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use tracing;
+}
