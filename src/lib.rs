@@ -40,6 +40,7 @@ mod log_bridge;
 mod otlp;
 mod panic_hook;
 mod propagation;
+mod sink;
 #[cfg(feature = "tower")]
 mod tower;
 mod writer;
@@ -69,6 +70,7 @@ pub use propagation::{
     propagator_from_env, propagator_from_env_with, Carrier, TextMapCarrier, TraceparentError,
     TracestateError, W3cBaggagePropagator, W3cPropagator, W3cTraceContextPropagator,
 };
+pub use sink::{OutputReport, Target, WriteMode};
 #[cfg(feature = "tower")]
 pub use tower::{
     DefaultClientSpan, DefaultServerSpan, HttpClientLayer, HttpClientService, HttpResponseFuture,
