@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 
+use super::drop_report;
+use super::line_sink::{count_lines, WriterScope, FAIL_SPAWN};
 use super::*;
 
 const MODES: [WriteMode; 3] = [WriteMode::Block, WriteMode::Drop, WriteMode::Direct];
@@ -356,7 +358,7 @@ fn shutdown_timeout_bounds_the_wait_and_counts_exactly_the_lines_not_written() {
     assert_eq!(sink.report().lost, 38);
     // The reader goes away; the stalled write fails, nothing more arrives.
     gate.release.send(()).unwrap();
-    wait_for(|| lock(&sink.handle.shared.state).phase == Phase::Direct);
+    wait_for(|| sink.worker_stopped());
     assert_eq!(memory.line_count(), 3);
     assert_eq!(check_lines(&memory.text())[&0], vec![0, 1, 2]);
     // Counts do not move after the report; shutdown again returns the same.
@@ -391,7 +393,7 @@ fn shutdown_timeout_with_a_slow_reader_returns_in_time() {
         "{report_after:?}"
     );
     assert!(report.lost > 0, "{report:?}");
-    wait_for(|| lock(&sink.handle.shared.state).phase == Phase::Direct);
+    wait_for(|| sink.worker_stopped());
     // What the report called written is in the output; at most the one batch
     // the worker was writing at the deadline (≤ 64 bytes of lines of at least
     // 11: 5 lines) arrived after it.
@@ -876,12 +878,12 @@ fn after_shutdown_lines_are_written_directly() {
 fn dropping_the_last_handle_lets_the_worker_finish_and_stop() {
     let memory = Memory::slow(Duration::from_millis(1));
     let sink = LineSink::new(memory.target(), WriteMode::Block, 128, DropReport::Json);
-    let shared = Arc::downgrade(&sink.handle.shared);
+    let alive = sink.liveness();
     for seq in 0..50 {
         sink.write_line(&make_line(0, seq, 20));
     }
     drop(sink);
     // The worker writes what was queued, then exits and frees the sink.
-    wait_for(|| shared.strong_count() == 0);
+    wait_for(|| !alive());
     assert_eq!(memory.line_count(), 50);
 }
