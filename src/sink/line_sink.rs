@@ -24,8 +24,13 @@ pub(crate) const DEFAULT_CAPACITY_BYTES: usize = 512 * 1024;
 /// ```
 /// use tracing_correlation::WriteMode;
 ///
-/// let mode = if std::env::var_os("CI").is_some() { WriteMode::Direct } else { WriteMode::Block };
-/// # drop(mode);
+/// // Lossless in a service; synchronous, with no thread, in a short CLI run.
+/// let mode = if std::env::args().any(|a| a == "--once") {
+///     WriteMode::Direct
+/// } else {
+///     WriteMode::Block
+/// };
+/// assert_ne!(mode, WriteMode::Drop);
 /// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

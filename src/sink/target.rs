@@ -16,7 +16,7 @@ use tracing_subscriber::fmt::MakeWriter;
 /// [`Target::make_writer`]: it checks for rotation each time the output asks
 /// it for a writer, once per batch of lines.
 ///
-/// ```
+/// ```no_run
 /// use tracing_correlation::Target;
 ///
 /// let to_stdout = Target::stdout();
@@ -63,7 +63,7 @@ impl Target {
 
     /// Any writer: a `File`, a `BufWriter`, a socket, a `Vec<u8>`.
     ///
-    /// ```
+    /// ```no_run
     /// let file = std::fs::File::create(std::env::temp_dir().join("app.log"))?;
     /// let target = tracing_correlation::Target::writer(file);
     /// # drop(target);
@@ -79,7 +79,7 @@ impl Target {
     /// Any `MakeWriter`, asked for a writer once per batch of lines: a
     /// `tracing_appender::rolling::RollingFileAppender` rotates files this way.
     ///
-    /// ```
+    /// ```no_run
     /// let appender = tracing_appender::rolling::hourly(std::env::temp_dir(), "app.log");
     /// let target = tracing_correlation::Target::make_writer(appender);
     /// # drop(target);
