@@ -887,3 +887,29 @@ fn dropping_the_last_handle_lets_the_worker_finish_and_stop() {
     wait_for(|| !alive());
     assert_eq!(memory.line_count(), 50);
 }
+
+#[test]
+fn a_rolling_file_appender_receives_whole_batches() {
+    let dir = std::env::temp_dir().join(format!("sink-rolling-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let appender = tracing_appender::rolling::RollingFileAppender::builder()
+        .rotation(tracing_appender::rolling::Rotation::NEVER)
+        .filename_prefix("app.log")
+        .build(&dir)
+        .unwrap();
+    let sink = LineSink::new(
+        Target::make_writer(appender),
+        WriteMode::Block,
+        512,
+        DropReport::Json,
+    );
+    let handed = run_threads(&sink, 3, 400, 512);
+    let report = sink.shutdown(Duration::from_secs(10));
+    assert_eq!(report.written, handed);
+    let text = std::fs::read_to_string(dir.join("app.log")).unwrap();
+    let seen = check_lines(&text);
+    assert!(seen
+        .values()
+        .all(|order| *order == (0..400).collect::<Vec<_>>()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
