@@ -319,6 +319,16 @@ impl LineSink {
         self.handle.shared.write_line(line);
     }
 
+    /// Counts one line logged by a writer (on a thread where [`in_writer`]
+    /// is `true`) as dropped, for callers that skip formatting it. Same count
+    /// as `write_line` on such a thread.
+    pub(crate) fn drop_writer_line(&self) {
+        self.handle
+            .shared
+            .dropped_reentrant
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Waits until every line accepted before the call is written (or has
     /// failed), at most `timeout`; `true` when it is.
     pub(crate) fn flush(&self, timeout: Duration) -> bool {

@@ -779,6 +779,9 @@ fn flush_all_on_the_writer_thread_returns_at_once() {
     flush_all(Duration::from_secs(5));
     assert!(start.elapsed() < Duration::from_millis(20));
     assert_eq!(sink.report().dropped, 1);
+    // A caller that skips formatting counts the line the same way.
+    sink.drop_writer_line();
+    assert_eq!(sink.report().dropped, 2);
 }
 
 #[test]
