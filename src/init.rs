@@ -16,7 +16,7 @@ use crate::output::filter::{
 };
 use crate::output::layer::OutputLayer;
 use crate::output::{Output, OutputFormat};
-use crate::sink::{LineSink, OutputReport, WriteMode};
+use crate::sink::{DropReport, LineSink, OutputReport, WriteMode};
 use crate::{CorrelationLayer, JsonFormat, PrettyFormat};
 
 /// Sets up JSON logging with trace correlation for the whole process, with
@@ -612,7 +612,11 @@ impl Builder {
             let format = output.format.unwrap_or(env_format);
             let mode = output.write_mode();
             let filter = SplitFilter::new(span_set.clone(), lines.clone());
-            let sink = LineSink::new(output.target, mode, output.capacity);
+            let report = match format {
+                OutputFormat::Json => DropReport::Json,
+                OutputFormat::Pretty => DropReport::Text,
+            };
+            let sink = LineSink::new(output.target, mode, output.capacity, report);
             sinks.push(sink.clone());
             let layer = match format {
                 OutputFormat::Json => {

@@ -80,7 +80,7 @@ pub use propagation::{
     propagator_from_env, propagator_from_env_with, Carrier, TextMapCarrier, TraceparentError,
     TracestateError, W3cBaggagePropagator, W3cPropagator, W3cTraceContextPropagator,
 };
-pub use sink::{OutputReport, WriteMode};
+pub use sink::{OutputReport, Target, WriteMode};
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub use reqwest_ext::RequestBuilderExt;

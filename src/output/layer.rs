@@ -108,6 +108,12 @@ where
     F: LineFormat,
 {
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        // Logged by a writer while it writes: dropped and counted, never
+        // formatted (it would loop, or wait on itself).
+        if crate::sink::in_writer() {
+            self.sink.drop_writer_line();
+            return;
+        }
         let (span, ids) =
             crate::format::span_and_ids(event, |id| ctx.span(id), || ctx.lookup_current());
         let reused = LINE.try_with(|line| {

@@ -21,8 +21,10 @@ pub enum OutputFormat {
     Pretty,
 }
 
-/// The byte capacity of an output's buffer when none is chosen: 1 MiB.
-pub const DEFAULT_CAPACITY: usize = 1 << 20;
+/// The bytes of lines that may wait in an output when no capacity is
+/// chosen: 512 KiB (the output holds at most twice that: the waiting lines
+/// and the batch being written).
+pub const DEFAULT_CAPACITY: usize = crate::sink::DEFAULT_CAPACITY_BYTES;
 
 /// One destination for log lines, with its own format, filter and write
 /// mode. The builder's first output is configured by
@@ -164,9 +166,9 @@ impl Output {
         self
     }
 
-    /// The most bytes of lines waiting to be written (1 MiB by default;
+    /// The most bytes of lines waiting to be written (512 KiB by default;
     /// background modes only). A single line longer than this is still
-    /// written whole.
+    /// written whole, and the memory it needed is released after.
     ///
     /// ```
     /// let output = tracing_correlation::Output::stdout().capacity(4 << 20);
