@@ -121,9 +121,11 @@ pub fn capture_with<R>(builder: Builder, f: impl FnOnce() -> R) -> (R, Captured)
 /// # runtime.block_on(async {
 /// use tracing::Instrument;
 ///
-/// let ((), captured) = tracing_correlation::testing::capture_future(
-///     async { tracing::info!("inside") }.instrument(tracing::info_span!("task")),
-/// )
+/// let ((), captured) = tracing_correlation::testing::capture_future(async {
+///     // Spans are created inside the capture, not where the future is built.
+///     let task = tracing::info_span!("task");
+///     async { tracing::info!("inside") }.instrument(task).await;
+/// })
 /// .await;
 /// captured.assert_line_in_span("inside", "task");
 /// # });

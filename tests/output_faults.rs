@@ -1,7 +1,9 @@
 //! The output path under the faults an operator meets: a slow or stalled
 //! reader, `/dev/full`, a closed stdout, a writer that logs, a panic in a
 //! `panic = "abort"` binary, a huge line. Each case runs the real one-call
-//! setup in a child process (this test binary, re-run with `CHILD_CASE`).
+//! setup in a child process (this binary, re-run with the case's name in
+//! `TC_OUTPUT_FAULT_CASE`). No libtest harness (`harness = false`): the
+//! child's stdout is the thing under test, so nothing else may write to it.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
@@ -16,7 +18,6 @@ const CASE: &str = "TC_OUTPUT_FAULT_CASE";
 fn child(case: &str, configure: impl FnOnce(&mut Command)) -> std::process::Child {
     let mut command = Command::new(std::env::current_exe().expect("test binary"));
     command
-        .args([case, "--exact", "--nocapture", "--test-threads=1", "-q"])
         .env(CASE, case)
         .env_remove("RUST_LOG")
         .env_remove("RUST_LOG_SPANS")
@@ -33,7 +34,7 @@ fn playing(case: &str) -> bool {
     std::env::var(CASE).is_ok_and(|c| c == case)
 }
 
-/// JSON lines of `text` (the test harness prints a few lines of its own).
+/// JSON lines of `text`.
 fn json_lines(text: &str) -> Vec<Value> {
     text.lines()
         .filter(|l| l.starts_with('{'))
@@ -75,7 +76,6 @@ fn log_from_threads() {
     }
 }
 
-#[test]
 fn a_slow_reader_gets_every_line_in_order() {
     if playing("a_slow_reader_gets_every_line_in_order") {
         let guard = tracing_correlation::init_json_logging().expect("init");
@@ -122,7 +122,6 @@ fn a_slow_reader_gets_every_line_in_order() {
     }
 }
 
-#[test]
 fn a_stalled_reader_bounds_shutdown_and_every_line_is_counted() {
     if playing("a_stalled_reader_bounds_shutdown_and_every_line_is_counted") {
         let guard = tracing_correlation::builder()
@@ -153,6 +152,7 @@ fn a_stalled_reader_bounds_shutdown_and_every_line_is_counted() {
     // Read nothing until the child has reported, then drain.
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut report = String::new();
+    let mut diagnostics = String::new();
     loop {
         let mut line = String::new();
         if stderr.read_line(&mut line).unwrap() == 0 {
@@ -162,6 +162,7 @@ fn a_stalled_reader_bounds_shutdown_and_every_line_is_counted() {
             report = line;
             break;
         }
+        diagnostics.push_str(&line);
     }
     let mut text = String::new();
     child
@@ -184,25 +185,31 @@ fn a_stalled_reader_bounds_shutdown_and_every_line_is_counted() {
     assert_eq!(written + dropped + lost, emitted, "{report}");
     assert!(dropped > 0, "the stalled pipe filled the buffer: {report}");
     assert!(took_ms < 2_000, "shutdown took {took_ms} ms, bound 500 ms");
-    let lines = json_lines(&text);
+    // The one thing a stalled pipe can show at exit: the writer thread was
+    // abandoned inside a `write` the kernel had half accepted, so the very
+    // last line may be cut (documented). Every line before it is whole.
+    let text = match text.rfind('\n') {
+        Some(end) => &text[..=end],
+        None => "",
+    };
+    let lines = json_lines(text);
     let app_lines = lines.iter().filter(|l| l["message"] == "line").count() as u64;
+    // A batch the pipe took after the deadline was counted as lost.
     assert!(
-        app_lines <= written && written - app_lines <= lost.max(written),
+        written <= app_lines && app_lines <= written + lost,
         "{app_lines} read, {report}"
     );
-    // Every line on stdout is JSON (nothing about the crate itself).
-    for raw in text.lines() {
-        assert!(
-            raw.starts_with('{')
-                || raw.is_empty()
-                || raw.starts_with("running")
-                || raw.starts_with("test"),
-            "{raw}"
-        );
-    }
+    // Every line on stdout is JSON (nothing about the crate itself); the
+    // exact counts were reported on stderr (the stalled pipe takes no
+    // report line).
+    assert_eq!(lines.len(), text.lines().count(), "{text}");
+    assert!(
+        diagnostics.contains(&format!("{written} lines written, {dropped} dropped"))
+            && diagnostics.contains(&format!("{lost} lost")),
+        "{diagnostics}"
+    );
 }
 
-#[test]
 fn dev_full_and_closed_pipes_never_crash_the_application() {
     if playing("dev_full_and_closed_pipes_never_crash_the_application") {
         let guard = tracing_correlation::init_json_logging().expect("init");
@@ -210,7 +217,8 @@ fn dev_full_and_closed_pipes_never_crash_the_application() {
             tracing::info!(i, "line");
         }
         drop(guard);
-        println!("{{\"survived\":true}}");
+        // A plain `println!` would panic on a full or closed stdout.
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), b"{\"survived\":true}\n");
         return;
     }
     let full = || {
@@ -239,12 +247,7 @@ fn dev_full_and_closed_pipes_never_crash_the_application() {
     drop(c.stdout.take());
     drop(c.stderr.take());
     let status = wait_with_timeout(&mut c, Duration::from_secs(30));
-    // The harness' own `println!` after the lines may die of EPIPE (exit
-    // 101 from libtest's output); ours must not: the child reaches the end.
-    assert!(
-        status.success() || status.code() == Some(101),
-        "closed pipes: {status}"
-    );
+    assert!(status.success(), "closed pipes: {status}");
 
     // stderr /dev/full with diagnostics to write: lines still reach stdout.
     let mut c = child(
@@ -283,7 +286,6 @@ impl std::io::Write for LoggingWriter {
     }
 }
 
-#[test]
 fn a_writer_that_logs_neither_loops_nor_deadlocks() {
     use tracing_correlation::{Output, WriteMode};
     for mode in ["block", "drop", "direct"] {
@@ -360,7 +362,6 @@ fn a_writer_that_logs_neither_loops_nor_deadlocks() {
     }
 }
 
-#[test]
 fn a_panic_in_an_abort_binary_keeps_its_line_and_the_lines_before() {
     if playing("a_panic_in_an_abort_binary_keeps_its_line_and_the_lines_before") {
         let _guard = tracing_correlation::init_json_logging().expect("init");
@@ -416,7 +417,6 @@ fn rss_kib() -> u64 {
         .unwrap()
 }
 
-#[test]
 fn a_huge_line_is_written_whole_and_its_memory_released() {
     const HUGE: usize = 50 << 20;
     if playing("a_huge_line_is_written_whole_and_its_memory_released") {
@@ -488,4 +488,65 @@ fn a_huge_line_is_written_whole_and_its_memory_released() {
         retained_kib <= (THREADS as u64) * 1024 + 512,
         "{retained_kib} KiB retained after {THREADS} lines of 50 MB"
     );
+}
+
+type Case = (&'static str, fn());
+
+const CASES: &[Case] = &[
+    (
+        "a_slow_reader_gets_every_line_in_order",
+        a_slow_reader_gets_every_line_in_order,
+    ),
+    (
+        "a_stalled_reader_bounds_shutdown_and_every_line_is_counted",
+        a_stalled_reader_bounds_shutdown_and_every_line_is_counted,
+    ),
+    (
+        "dev_full_and_closed_pipes_never_crash_the_application",
+        dev_full_and_closed_pipes_never_crash_the_application,
+    ),
+    (
+        "a_writer_that_logs_neither_loops_nor_deadlocks",
+        a_writer_that_logs_neither_loops_nor_deadlocks,
+    ),
+    (
+        "a_panic_in_an_abort_binary_keeps_its_line_and_the_lines_before",
+        a_panic_in_an_abort_binary_keeps_its_line_and_the_lines_before,
+    ),
+    (
+        "a_huge_line_is_written_whole_and_its_memory_released",
+        a_huge_line_is_written_whole_and_its_memory_released,
+    ),
+];
+
+fn main() {
+    if let Ok(case) = std::env::var(CASE) {
+        let (_, run) = CASES
+            .iter()
+            .find(|(name, _)| *name == case)
+            .expect("a known case");
+        run();
+        return;
+    }
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let (mut passed, mut failed) = (0, 0);
+    for (name, run) in CASES {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        if std::panic::catch_unwind(run).is_ok() {
+            println!("test {name} ... ok");
+            passed += 1;
+        } else {
+            println!("test {name} ... FAILED");
+            failed += 1;
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
 }

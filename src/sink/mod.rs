@@ -10,7 +10,6 @@
 //! larger than the capacity waits for an empty queue and goes alone, in a
 //! buffer of its own that the worker frees once the line is written.
 
-
 mod drop_report;
 mod line_sink;
 mod target;
