@@ -101,6 +101,7 @@ pub struct Builder {
     /// span recorder).
     span_layer: Option<BoxedLayer>,
     panic_hook: bool,
+    panic_backtrace_frames: usize,
     propagators: bool,
     continue_env_trace: bool,
     tracer_provider: Option<SdkTracerProvider>,
@@ -140,6 +141,7 @@ impl Builder {
             layers: Vec::new(),
             span_layer: None,
             panic_hook: true,
+            panic_backtrace_frames: crate::panic_hook::DEFAULT_BACKTRACE_FRAMES,
             propagators: true,
             continue_env_trace: true,
             tracer_provider: None,
@@ -343,6 +345,24 @@ impl Builder {
         self
     }
 
+    /// How many frames the panic line's `panic.backtrace` keeps (32 by
+    /// default; 0 leaves it out). The backtrace is captured only when
+    /// `RUST_BACKTRACE` (or `RUST_LIB_BACKTRACE`) asks for one; it starts at
+    /// the panicking frame, holds no frame of the hook or of std's panic
+    /// machinery, and ends with a `[N more frames]` line when cut.
+    ///
+    /// ```
+    /// let (dispatch, _guard) = tracing_correlation::builder()
+    ///     .panic_backtrace_frames(8)
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// # drop(dispatch);
+    /// ```
+    pub fn panic_backtrace_frames(mut self, frames: usize) -> Self {
+        self.panic_backtrace_frames = frames;
+        self
+    }
+
     /// Whether to continue the trace of a parent process (on by default):
     /// when this process' environment holds a valid `TRACEPARENT` (and
     /// optionally `TRACESTATE`, `BAGGAGE`), as set by
@@ -503,6 +523,7 @@ impl Builder {
             self.continue_env_trace,
             self.log_bridge,
         );
+        let backtrace_frames = self.panic_backtrace_frames;
         // Checked before building: building starts writer threads and may
         // start an exporter.
         if tracing::dispatcher::has_been_set() {
@@ -531,6 +552,7 @@ impl Builder {
             continue_trace_from_env();
         }
         if panic_hook {
+            crate::panic_hook::set_backtrace_frames(backtrace_frames);
             crate::panic_hook::install();
         }
         Ok(guard)

@@ -199,7 +199,8 @@ impl CorrelationLayer {
                 SpanContext::new(
                     new_trace_id(),
                     span_id,
-                    TraceFlags::SAMPLED,
+                    // Sampled, and random (W3C Level 2): `new_trace_id` is random.
+                    TraceFlags::new(0x03),
                     false,
                     TraceState::NONE,
                 )

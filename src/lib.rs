@@ -16,7 +16,7 @@
 //! let _guard = tracing_correlation::init_json_logging().expect("first and only init");
 //! let _span = tracing::info_span!("request", method = "GET").entered();
 //! tracing::info!(status = 200, "handled");
-//! // {"timestamp":"…","level":"INFO","trace_id":"…","span_id":"…","trace_flags":"01",
+//! // {"timestamp":"…","level":"INFO","trace_id":"…","span_id":"…","trace_flags":"03",
 //! //  "target":"app","message":"handled","status":200,"span":{"name":"request","method":"GET"}}
 //! ```
 //!
@@ -78,7 +78,7 @@ pub use propagation::{
     format_traceparent, inject_context, inject_context_with, inject_current_context,
     inject_into_command, inject_into_command_with, parse_traceparent, parse_tracestate,
     propagator_from_env, propagator_from_env_with, Carrier, TextMapCarrier, TraceparentError,
-    TracestateError, W3cBaggagePropagator, W3cPropagator, W3cTraceContextPropagator,
+    TracestateError, W3cBaggagePropagator, W3cPropagator, W3cTraceContextPropagator, W3cTracestate,
 };
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]

@@ -280,8 +280,11 @@ fn exact_line_layout() {
             tracing::warn!(target: "app::http", status = 503u16, retry = true, ratio = 0.5, "upstream {} failed", "db");
             TraceIds::current().unwrap()
         });
+        // A root: stand-alone mints a random trace id and says so (random +
+        // sampled); the SDK sets only sampled.
+        let flags = if mode == Mode::Standalone { "03" } else { "01" };
         let expected = format!(
-            "{{\"timestamp\":\"2026-11-21T00:00:00.000000Z\",\"level\":\"WARN\",\"trace_id\":\"{}\",\"span_id\":\"{}\",\"trace_flags\":\"01\",\"target\":\"app::http\",\"message\":\"upstream db failed\",\"status\":503,\"retry\":true,\"ratio\":0.5,\"span\":{{\"name\":\"request\",\"method\":\"GET\",\"path\":\"/a\\\"b\"}}}}\n",
+            "{{\"timestamp\":\"2026-11-21T00:00:00.000000Z\",\"level\":\"WARN\",\"trace_id\":\"{}\",\"span_id\":\"{}\",\"trace_flags\":\"{flags}\",\"target\":\"app::http\",\"message\":\"upstream db failed\",\"status\":503,\"retry\":true,\"ratio\":0.5,\"span\":{{\"name\":\"request\",\"method\":\"GET\",\"path\":\"/a\\\"b\"}}}}\n",
             ids.trace_id_hex(),
             ids.span_id_hex()
         );

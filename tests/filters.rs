@@ -16,7 +16,7 @@ fn ids_hex(ids: TraceIds) -> Option<(String, String, String)> {
     Some((
         ids.trace_id_hex().to_string(),
         ids.span_id_hex().to_string(),
-        "01".to_owned(),
+        "03".to_owned(),
     ))
 }
 

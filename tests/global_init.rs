@@ -93,7 +93,8 @@ fn init_once_flush_on_drop_and_panics_logged_with_ids() {
             Some((
                 bulk_ids.trace_id_hex().to_string(),
                 bulk_ids.span_id_hex().to_string(),
-                "01".into()
+                // A trace started stand-alone: random + sampled.
+                "03".into()
             ))
         );
     }

@@ -86,7 +86,7 @@ fn with_layer_keeps_the_panic_hook_the_log_bridge_and_the_propagators() {
         Some((
             ids.trace_id_hex().to_string(),
             ids.span_id_hex().to_string(),
-            "01".into()
+            "03".into()
         ))
     );
     assert_eq!(lines[1]["message"], "panicked: boom");

@@ -92,7 +92,8 @@ fn env_logger_lines_carry_the_enclosing_spans_ids_as_key_values() {
     );
     assert_eq!(
         value_of(&line, "trace_flags"),
-        (Some("01".into()), 1),
+        // A trace started stand-alone: random + sampled.
+        (Some("03".into()), 1),
         "{line}"
     );
     assert!(

@@ -26,7 +26,15 @@ fn child(case: &str, configure: impl FnOnce(&mut Command)) -> std::process::Chil
         .env("RUST_BACKTRACE", "0")
         .stdin(Stdio::null());
     configure(&mut command);
-    command.spawn().expect("child starts")
+    let child = command.spawn().expect("child starts");
+    // A hung child must fail the test, not hang CI: reads of its pipes
+    // would otherwise wait forever.
+    let pid = child.id().to_string();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(120));
+        let _ = Command::new("kill").args(["-9", &pid]).status();
+    });
+    child
 }
 
 /// In the child: whether this test is the case to play.

@@ -8,7 +8,7 @@ use opentelemetry::Context;
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use tracing_correlation::{
-    format_traceparent, parse_traceparent, parse_tracestate, Carrier, W3cPropagator,
+    format_traceparent, parse_traceparent, parse_tracestate, Carrier, W3cPropagator, W3cTracestate,
 };
 
 fn extract(carrier: &mut Vec<(String, String)>) -> Context {
@@ -26,16 +26,28 @@ fn header_value() -> impl Strategy<Value = String> {
     ]
 }
 
+/// Keys `opentelemetry::trace::TraceState` can hold (at most one `@`, at
+/// most 13 characters after it), all valid Level 2 keys.
 fn tracestate_key() -> impl Strategy<Value = String> {
     prop_oneof![
-        "[a-z][a-z0-9_*/\\-]{0,12}",
-        "[a-z0-9][a-z0-9_*/\\-]{0,6}@[a-z][a-z0-9_*/\\-]{0,12}",
+        "[a-z0-9][a-z0-9_*/\\-]{0,12}",
+        "[a-z0-9][a-z0-9_*/\\-]{0,6}@[a-z0-9][a-z0-9_*/\\-]{0,12}",
     ]
 }
 
-/// Printable ASCII except `,` and `=`, not ending in a space; may be empty.
+/// Any Level 2 key: `(lcalpha / DIGIT) 0*255(keychar)`, `@` anywhere after
+/// the first character.
+fn level2_key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        tracestate_key(),
+        "[a-z0-9][a-z0-9_*/@\\-]{0,20}",
+        "[a-z0-9]@{1,3}[a-z0-9_*/@\\-]{0,20}",
+    ]
+}
+
+/// Printable ASCII except `,` and `=`, not ending in a space, never empty.
 fn tracestate_value() -> impl Strategy<Value = String> {
-    "([ -+\\--<>-~]{0,19}[!-+\\--<>-~])?"
+    "[ -+\\--<>-~]{0,19}[!-+\\--<>-~]"
 }
 
 fn span_context() -> impl Strategy<Value = SpanContext> {
@@ -116,6 +128,37 @@ proptest! {
         prop_assert_eq!(back.trace_flags(), original.trace_flags());
         prop_assert_eq!(back.trace_state(), original.trace_state());
         prop_assert!(back.is_remote());
+    }
+
+    #[test]
+    fn level2_tracestate_round_trips(
+        members in vec((level2_key(), tracestate_value()), 0..8),
+        flags in prop::sample::select(vec!["00", "01", "02", "03"]),
+    ) {
+        let header = members
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let parsed = parse_tracestate([header.as_str()]);
+        prop_assert!(parsed.is_ok(), "{header:?}: {parsed:?}");
+        let parsed = parsed.unwrap_or_default();
+        let traceparent = format!("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-{flags}");
+        let mut carrier = vec![
+            ("traceparent".to_owned(), traceparent.clone()),
+            ("tracestate".to_owned(), header),
+        ];
+        let cx = extract(&mut carrier);
+        prop_assert_eq!(&W3cTracestate::from_context(&cx), &parsed);
+        let mut out: Vec<(String, String)> = Vec::new();
+        W3cPropagator::new().inject_context(&cx, &mut Carrier::new(&mut out));
+        // At most 8 members of at most 45 characters: never truncated.
+        let mut expected = vec![("traceparent".to_owned(), traceparent)];
+        if !parsed.is_empty() {
+            expected.push(("tracestate".to_owned(), parsed.header()));
+        }
+        prop_assert_eq!(&out, &expected);
+        prop_assert_eq!(W3cTracestate::from_context(&extract(&mut out)), parsed);
     }
 
     #[test]

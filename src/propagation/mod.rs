@@ -22,5 +22,5 @@ pub use env::{
 };
 pub use trace_context::{
     format_traceparent, parse_traceparent, parse_tracestate, TraceparentError, TracestateError,
-    W3cTraceContextPropagator,
+    W3cTraceContextPropagator, W3cTracestate,
 };
