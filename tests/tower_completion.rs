@@ -291,35 +291,41 @@ fn each_outcome_writes_exactly_one_line_at_its_level_inside_the_request_span() {
         // Our handles keep the spans open: release them to get them exported.
         recording.clear(&h);
         if mode == Mode::Otel {
-            let failed = h.exported("GET /fail");
-            assert_eq!(
-                failed.parent_span_id,
-                SpanId::from_hex(CALLER_SPAN).unwrap()
-            );
-            assert_eq!(failed.span_context.span_id(), fail_ids.span_id());
-            let attribute = |name: &str| {
-                failed
-                    .attributes
-                    .iter()
-                    .find(|kv| kv.key.as_str() == name)
-                    .map(|kv| kv.value.clone())
-            };
-            // An integer attribute, as the conventions want (not "500").
-            assert_eq!(
-                attribute("http.response.status_code"),
-                Some(opentelemetry::Value::I64(500))
-            );
-            assert_eq!(attribute("error.type"), Some("500".into()));
-            let panicked = h.exported("GET /panic");
-            assert_eq!(panicked.span_context.span_id(), panic_ids.span_id());
-            assert_eq!(
-                panicked.status,
-                opentelemetry::trace::Status::error(""),
-                "{:?}",
-                panicked.status
-            );
+            assert_exported_failures(&h, &fail_ids, &panic_ids);
         }
     }
+}
+
+/// The exported spans of `/fail` and `/panic`: the caller's children, with
+/// the outcome as attributes and status.
+fn assert_exported_failures(h: &Harness, fail_ids: &TraceIds, panic_ids: &TraceIds) {
+    let failed = h.exported("GET /fail");
+    assert_eq!(
+        failed.parent_span_id,
+        SpanId::from_hex(CALLER_SPAN).unwrap()
+    );
+    assert_eq!(failed.span_context.span_id(), fail_ids.span_id());
+    let attribute = |name: &str| {
+        failed
+            .attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == name)
+            .map(|kv| kv.value.clone())
+    };
+    // An integer attribute, as the conventions want (not "500").
+    assert_eq!(
+        attribute("http.response.status_code"),
+        Some(opentelemetry::Value::I64(500))
+    );
+    assert_eq!(attribute("error.type"), Some("500".into()));
+    let panicked = h.exported("GET /panic");
+    assert_eq!(panicked.span_context.span_id(), panic_ids.span_id());
+    assert_eq!(
+        panicked.status,
+        opentelemetry::trace::Status::error(""),
+        "{:?}",
+        panicked.status
+    );
 }
 
 #[test]
@@ -406,6 +412,7 @@ fn the_line_can_be_switched_off_and_its_levels_chosen() {
 /// A subscriber whose spans all exist (correlation) while the fmt layer's
 /// own filter writes only WARN and above — what the lead's pipeline does for
 /// `RUST_LOG=warn`.
+#[allow(clippy::redundant_closure_for_method_calls)] // the closure's lifetime is generic
 fn warn_lines_harness(mode: Mode) -> Harness {
     let base = Harness::new(mode);
     let out = base.out.clone();
@@ -481,12 +488,13 @@ fn with_lines_filtered_at_warn_only_failures_are_written_with_their_ids() {
     }
 }
 
+fn probes(request: &Parts) -> bool {
+    matches!(request.uri.path(), "/health" | "/ready")
+}
+
 #[test]
 fn health_checks_get_no_span_no_line_and_no_context() {
     opentelemetry::global::set_text_map_propagator(W3cPropagator::new());
-    fn probes(request: &Parts) -> bool {
-        matches!(request.uri.path(), "/health" | "/ready")
-    }
     for mode in MODES {
         let h = Harness::new(mode);
         let recording = Recording::new();

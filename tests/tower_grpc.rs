@@ -319,63 +319,71 @@ fn tonic_calls_cross_the_hop_with_exact_ids_and_grpc_conventions() {
             ] {
                 assert_eq!(line["trace_id"], caller.trace_id_hex().as_str(), "{line}");
                 assert_eq!(line["level"], level, "{mode:?} code {code}: {line}");
-                assert_eq!(line["message"], "request completed");
-                assert_eq!(line["rpc.system"], "grpc", "{line}");
-                assert_eq!(line["rpc.service"], "demo.v1.Greeter");
-                assert_eq!(line["rpc.method"], "SayHello");
-                assert_eq!(line["rpc.grpc.status_code"], code, "{line}");
-                assert_eq!(line["http.response.status_code"], 200);
-                assert_eq!(line["http.request.method"], "POST");
-                assert_eq!(line["error.type"].as_str(), error_type, "{line}");
                 assert!(line[duration].as_f64().is_some(), "{line}");
-                // The span's own fields agree (recorded before the line).
-                let span = &line["span"];
-                assert_eq!(span["name"], span_name);
-                assert_eq!(span["otel.name"], "demo.v1.Greeter/SayHello");
-                assert_eq!(span["rpc.service"], "demo.v1.Greeter");
-                assert_eq!(span["rpc.method"], "SayHello");
-                assert_eq!(span["rpc.grpc.status_code"], code, "{span}");
-                assert_eq!(span["error.type"].as_str(), error_type, "{span}");
-                let failed = error_type.map(|_| "ERROR");
-                assert_eq!(span["otel.status_code"].as_str(), failed, "{span}");
+                assert_grpc_outcome(&line, span_name, code, error_type);
             }
         }
 
         seen.clear(&h);
         if mode == Mode::Otel {
-            let spans = h.exporter.as_ref().unwrap().get_finished_spans().unwrap();
-            for i in 0..3 {
-                let client = spans
-                    .iter()
-                    .find(|s| s.span_context.span_id() == clients[i].span_id())
-                    .expect("client span exported");
-                let server = spans
-                    .iter()
-                    .find(|s| s.span_context.span_id() == servers[i].span_id())
-                    .expect("server span exported");
-                assert_eq!(client.span_kind, SpanKind::Client);
-                assert_eq!(client.parent_span_id, caller.span_id());
-                assert_eq!(server.span_kind, SpanKind::Server);
-                assert_eq!(
-                    server.parent_span_id,
-                    clients[i].span_id(),
-                    "across the hop"
-                );
-                assert!(server.parent_span_is_remote);
-                assert_eq!(&*server.name, "demo.v1.Greeter/SayHello");
-                let code = server
-                    .attributes
-                    .iter()
-                    .find(|kv| kv.key.as_str() == "rpc.grpc.status_code")
-                    .map(|kv| kv.value.clone());
-                assert_eq!(code, Some(opentelemetry::Value::I64([0, 5, 13][i])));
-            }
-            let root = spans
-                .iter()
-                .find(|s| s.span_context.span_id() == caller.span_id())
-                .expect("caller span exported");
-            assert_eq!(root.parent_span_id, SpanId::INVALID);
+            assert_exported(&h, &caller, &clients, &servers);
         }
+    }
+}
+
+/// A completion line of a `SayHello` call ending with `code`, and its
+/// span's fields (recorded before the line is written).
+fn assert_grpc_outcome(line: &Value, span_name: &str, code: i64, error_type: Option<&str>) {
+    assert_eq!(line["message"], "request completed");
+    assert_eq!(line["rpc.system"], "grpc", "{line}");
+    assert_eq!(line["rpc.service"], "demo.v1.Greeter");
+    assert_eq!(line["rpc.method"], "SayHello");
+    assert_eq!(line["rpc.grpc.status_code"], code, "{line}");
+    assert_eq!(line["http.response.status_code"], 200);
+    assert_eq!(line["http.request.method"], "POST");
+    assert_eq!(line["error.type"].as_str(), error_type, "{line}");
+    let span = &line["span"];
+    assert_eq!(span["name"], span_name);
+    assert_eq!(span["otel.name"], "demo.v1.Greeter/SayHello");
+    assert_eq!(span["rpc.system"], "grpc");
+    assert_eq!(span["rpc.service"], "demo.v1.Greeter");
+    assert_eq!(span["rpc.method"], "SayHello");
+    assert_eq!(span["rpc.grpc.status_code"], code, "{span}");
+    assert_eq!(span["error.type"].as_str(), error_type, "{span}");
+    let failed = error_type.map(|_| "ERROR");
+    assert_eq!(span["otel.status_code"].as_str(), failed, "{span}");
+}
+
+/// The exported spans: caller → client span → (remote) server span, per
+/// call, with the gRPC status as an int attribute.
+fn assert_exported(h: &Harness, caller: &TraceIds, clients: &[TraceIds], servers: &[TraceIds]) {
+    let spans = h.exporter.as_ref().unwrap().get_finished_spans().unwrap();
+    let by_id = |ids: &TraceIds| {
+        spans
+            .iter()
+            .find(|s| s.span_context.span_id() == ids.span_id())
+            .unwrap_or_else(|| panic!("span {ids} exported"))
+    };
+    assert_eq!(by_id(caller).parent_span_id, SpanId::INVALID);
+    for (i, code) in [0, 5, 13].into_iter().enumerate() {
+        let client = by_id(&clients[i]);
+        let server = by_id(&servers[i]);
+        assert_eq!(client.span_kind, SpanKind::Client);
+        assert_eq!(client.parent_span_id, caller.span_id());
+        assert_eq!(server.span_kind, SpanKind::Server);
+        assert_eq!(
+            server.parent_span_id,
+            clients[i].span_id(),
+            "across the hop"
+        );
+        assert!(server.parent_span_is_remote);
+        assert_eq!(&*server.name, "demo.v1.Greeter/SayHello");
+        let recorded = server
+            .attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == "rpc.grpc.status_code")
+            .map(|kv| kv.value.clone());
+        assert_eq!(recorded, Some(opentelemetry::Value::I64(code)));
     }
 }
 
