@@ -48,7 +48,7 @@ pin_project_lite::pin_project! {
     ///     let bytes = response.into_body().collect().await?.to_bytes();
     ///     Ok(String::from_utf8_lossy(&bytes).into_owned())
     /// }
-    /// # drop(text::<String>);
+    /// # let _ = text::<String>;
     /// ```
     pub struct ResponseBody<B> {
         #[pin]
