@@ -427,3 +427,76 @@ fn tonic_sends_success_status_in_trailers_and_errors_in_headers() {
         }
     });
 }
+
+/// A gRPC response body dropped before its trailers: the call never learnt
+/// its status, so its line says it was cancelled (and only then is written).
+#[test]
+fn a_grpc_body_dropped_before_its_trailers_is_a_cancelled_call() {
+    use tower_service::Service as _;
+    opentelemetry::global::set_text_map_propagator(W3cPropagator::new());
+    for mode in MODES {
+        let h = Harness::new(mode);
+        let seen = Seen::default();
+        let lines_before_drop = run(&h, || async {
+            let addr = serve_greeter(&seen).await;
+            let spans = seen.client_spans.clone();
+            let mut client = HttpClientLayer::new()
+                .completion_line(true)
+                .make_span(move |request: &Request<Body>| {
+                    let span = DefaultClientSpan::new().make_span(request);
+                    spans.lock().unwrap().push(span.clone());
+                    span
+                })
+                .layer(
+                    hyper_util::client::legacy::Client::builder(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .http2_only(true)
+                    .build_http::<Body>(),
+                );
+            let message = HelloRequest { name: "ada".into() }.encode_to_vec();
+            let mut framed = vec![0];
+            framed.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+            framed.extend_from_slice(&message);
+            let request = Request::post(format!("http://{addr}{SAY_HELLO}"))
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .body(Body::new(http_body_util::Full::new(
+                    prost::bytes::Bytes::from(framed),
+                )))
+                .unwrap();
+            std::future::poll_fn(|cx| client.poll_ready(cx))
+                .await
+                .unwrap();
+            let response = client.call(request).await.unwrap();
+            assert_eq!(response.status(), http::StatusCode::OK);
+            let before = lines_with_target(&h, TARGET)
+                .into_iter()
+                .filter(|l| l["span"]["name"] == "client_request")
+                .count();
+            drop(response);
+            before
+        });
+        assert_eq!(lines_before_drop, 0, "{mode:?}: no status yet, no line yet");
+        let client = Seen::ids(&seen.client_spans);
+        assert_eq!(client.len(), 1);
+        let lines: Vec<Value> = lines_with_target(&h, TARGET)
+            .into_iter()
+            .filter(|l| l["span"]["name"] == "client_request")
+            .collect();
+        assert_eq!(lines.len(), 1, "{mode:?}: {lines:#?}");
+        let line = &lines[0];
+        assert_eq!(
+            line["span_id"],
+            client[0].span_id_hex().as_str(),
+            "{mode:?}"
+        );
+        assert_eq!(line["message"], "request cancelled");
+        assert_eq!(line["level"], "WARN");
+        assert_eq!(line["error.type"], "cancelled");
+        assert_eq!(line["rpc.method"], "SayHello");
+        assert!(line.get("rpc.grpc.status_code").is_none(), "{line}");
+        assert_eq!(line["span"]["error.type"], "cancelled");
+        seen.clear(&h);
+    }
+}
