@@ -47,10 +47,10 @@ mod otlp;
 mod output;
 mod panic_hook;
 mod propagation;
-mod sink;
-pub mod testing;
 #[cfg(feature = "reqwest")]
 mod reqwest_ext;
+mod sink;
+pub mod testing;
 #[cfg(feature = "tower")]
 mod tower;
 
@@ -80,10 +80,10 @@ pub use propagation::{
     propagator_from_env, propagator_from_env_with, Carrier, TextMapCarrier, TraceparentError,
     TracestateError, W3cBaggagePropagator, W3cPropagator, W3cTraceContextPropagator,
 };
-pub use sink::{OutputReport, WriteMode};
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub use reqwest_ext::RequestBuilderExt;
+pub use sink::{OutputReport, WriteMode};
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use tower::{

@@ -593,3 +593,58 @@ fn the_client_line_is_optional_and_treats_4xx_as_errors() {
         recording.clear(&h);
     }
 }
+
+/// The same at `RUST_LOG=warn` through the crate's own pipeline (spans exist
+/// whatever the line filter): only the 4xx, 5xx and panic lines are written,
+/// each with its request span's ids.
+#[test]
+fn at_rust_log_warn_through_the_builder_only_failures_are_written() {
+    opentelemetry::global::set_text_map_propagator(W3cPropagator::new());
+    let out = support::Captured::default();
+    let (dispatch, _guard) = tracing_correlation::builder()
+        .writer(out.clone())
+        .filter("warn")
+        .build()
+        .expect("valid filter");
+    let h = Harness {
+        mode: Mode::Standalone,
+        out,
+        dispatch,
+        provider: None,
+        exporter: None,
+    };
+    let recording = Recording::new();
+    run(&h, || async {
+        let addr = serve(app(HttpServerLayer::new().make_span(recording.clone()))).await;
+        for path in ["/items/7", "/missing", "/bad", "/fail", "/panic"] {
+            get_status(addr, path).await;
+        }
+    });
+    let lines = h.lines();
+    let written: Vec<(&str, &str, &str)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["target"].as_str().unwrap(),
+                l["level"].as_str().unwrap(),
+                l["span"]["url.path"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        written,
+        [
+            (TARGET, "WARN", "/missing"),
+            (TARGET, "WARN", "/bad"),
+            (TARGET, "ERROR", "/fail"),
+            (TARGET, "ERROR", "/panic"),
+        ],
+        "{lines:#?}"
+    );
+    assert_eq!(recording.count(), 5, "every request had its span");
+    for path in ["/missing", "/bad", "/fail", "/panic"] {
+        let ids = recording.ids(path);
+        assert_in_request_span(line_of(&lines, &ids), &ids, Mode::Standalone);
+    }
+    recording.clear(&h);
+}
