@@ -88,7 +88,8 @@ pub use sink::{OutputReport, Target, WriteMode};
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use tower::{
     DefaultClientSpan, DefaultServerSpan, HttpClientLayer, HttpClientService, HttpResponseFuture,
-    HttpServerLayer, HttpServerService, MakeRequestSpan, TrustIncoming,
+    HttpServerLayer, HttpServerService, MakeRequestSpan, RequestOutcome, ResponseBody,
+    TrustIncoming,
 };
 
 pub use opentelemetry;

@@ -8,7 +8,10 @@ use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::Context;
 use tower_layer::Layer;
 use tower_service::Service;
+use tracing::Level;
 
+use super::body::ResponseBody;
+use super::completion::{CompletionLine, RequestOutcome, Tracker};
 use super::make_span::{DefaultClientSpan, MakeRequestSpan};
 use super::propagation::Propagation;
 use super::response::{HttpResponseFuture, Side};
@@ -19,7 +22,9 @@ use super::response::{HttpResponseFuture, Side};
 /// there).
 ///
 /// The response future is polled with the client span entered, and the
-/// response status is recorded on it (4xx and 5xx count as errors).
+/// response status is recorded on it (4xx and 5xx count as errors; for gRPC,
+/// every non-zero status). A [completion line](Self::completion_line) per
+/// call is optional.
 ///
 /// ```
 /// use hyper_util::client::legacy::Client;
@@ -35,6 +40,7 @@ use super::response::{HttpResponseFuture, Side};
 pub struct HttpClientLayer<M = DefaultClientSpan> {
     make_span: M,
     propagation: Propagation,
+    line: CompletionLine,
 }
 
 impl HttpClientLayer {
@@ -48,6 +54,7 @@ impl HttpClientLayer {
         Self {
             make_span: DefaultClientSpan::new(),
             propagation: Propagation::default(),
+            line: CompletionLine::new(false),
         }
     }
 }
@@ -72,6 +79,7 @@ impl<M> HttpClientLayer<M> {
         HttpClientLayer {
             make_span,
             propagation: self.propagation,
+            line: self.line,
         }
     }
 
@@ -90,6 +98,45 @@ impl<M> HttpClientLayer<M> {
         self.propagation = Propagation::custom(propagator);
         self
     }
+
+    /// Whether to write one completion line per call (off by default):
+    /// inside the client span, when the response head arrives (for gRPC:
+    /// when the response body's trailers do), or when the response future
+    /// is dropped first. The same fields as the server's line
+    /// ([`HttpServerLayer::completion_line`](crate::HttpServerLayer::completion_line)),
+    /// with `http.client.request.duration` (seconds); for a client, 4xx
+    /// responses and non-zero gRPC codes are errors (`error.type`).
+    ///
+    /// ```
+    /// let _layer = tracing_correlation::HttpClientLayer::new().completion_line(true);
+    /// ```
+    #[must_use]
+    pub fn completion_line(mut self, on: bool) -> Self {
+        self.line.set_enabled(on);
+        self
+    }
+
+    /// Chooses the completion line's level from the call's
+    /// [`RequestOutcome`] (`None`: no line); the default is
+    /// [`RequestOutcome::default_level`].
+    ///
+    /// ```
+    /// use tracing::Level;
+    /// use tracing_correlation::{HttpClientLayer, RequestOutcome};
+    ///
+    /// // Every call at DEBUG, whatever its outcome.
+    /// let _layer = HttpClientLayer::new()
+    ///     .completion_line(true)
+    ///     .completion_level(|_: &RequestOutcome| Some(Level::DEBUG));
+    /// ```
+    #[must_use]
+    pub fn completion_level<F>(mut self, policy: F) -> Self
+    where
+        F: Fn(&RequestOutcome) -> Option<Level> + Send + Sync + 'static,
+    {
+        self.line.set_policy(policy);
+        self
+    }
 }
 
 impl<M> fmt::Debug for HttpClientLayer<M> {
@@ -97,6 +144,7 @@ impl<M> fmt::Debug for HttpClientLayer<M> {
         f.debug_struct("HttpClientLayer")
             .field("make_span", &std::any::type_name::<M>())
             .field("propagator", &self.propagation)
+            .field("completion_line", &self.line)
             .finish()
     }
 }
@@ -109,6 +157,7 @@ impl<S, M: Clone> Layer<S> for HttpClientLayer<M> {
             inner,
             make_span: self.make_span.clone(),
             propagation: self.propagation.clone(),
+            line: self.line.clone(),
         }
     }
 }
@@ -127,6 +176,7 @@ pub struct HttpClientService<S, M = DefaultClientSpan> {
     inner: S,
     make_span: M,
     propagation: Propagation,
+    line: CompletionLine,
 }
 
 impl<S: fmt::Debug, M> fmt::Debug for HttpClientService<S, M> {
@@ -135,6 +185,7 @@ impl<S: fmt::Debug, M> fmt::Debug for HttpClientService<S, M> {
             .field("inner", &self.inner)
             .field("make_span", &std::any::type_name::<M>())
             .field("propagator", &self.propagation)
+            .field("completion_line", &self.line)
             .finish()
     }
 }
@@ -144,7 +195,7 @@ where
     S: Service<Request<B>, Response = Response<ResB>>,
     M: MakeRequestSpan<B>,
 {
-    type Response = Response<ResB>;
+    type Response = Response<ResponseBody<ResB>>;
     type Error = S::Error;
     type Future = HttpResponseFuture<S::Future>;
 
@@ -154,6 +205,7 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let span = self.make_span.make_span(&request);
+        let tracker = Tracker::new(&request, None, Side::Client, self.line.clone());
         let inner = {
             // Entered, the span's context is the current one (in both id
             // modes); filtered out, the caller's context is passed on as is.
@@ -162,6 +214,6 @@ where
             self.propagation.inject(&current, request.headers_mut());
             self.inner.call(request)
         };
-        HttpResponseFuture::new(inner, span, None, Side::Client)
+        HttpResponseFuture::new(inner, span, None, Side::Client, Some(tracker))
     }
 }

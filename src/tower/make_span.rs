@@ -6,6 +6,8 @@ use http::{Extensions, Method, Request, Version};
 use tracing::field::Empty;
 use tracing::Span;
 
+use super::grpc;
+
 /// Builds the span for one request: [`HttpServerLayer`](crate::HttpServerLayer)
 /// calls it for each incoming request (while the caller's context is attached,
 /// so a contextual span becomes its child), [`HttpClientLayer`](crate::HttpClientLayer)
@@ -40,6 +42,24 @@ pub trait MakeRequestSpan<B> {
     /// The span for `request`; contextual (no explicit `parent:`), so that it
     /// is a child of the context the middleware attached.
     fn make_span(&mut self, request: &Request<B>) -> Span;
+
+    /// The matched route template of `request` (`/users/{id}`), written as
+    /// `http.route` on the completion line; `None` (the default) leaves it
+    /// out. [`DefaultServerSpan::with_route`] answers it.
+    ///
+    /// ```
+    /// use http::Request;
+    /// use tracing_correlation::{DefaultServerSpan, MakeRequestSpan};
+    ///
+    /// let mut request = Request::new(());
+    /// request.extensions_mut().insert("/users/{id}");
+    /// let make_span = DefaultServerSpan::new().with_route(|ext| ext.get::<&'static str>().copied());
+    /// assert_eq!(make_span.route(&request), Some("/users/{id}"));
+    /// ```
+    fn route<'r>(&self, request: &'r Request<B>) -> Option<&'r str> {
+        let _ = request;
+        None
+    }
 }
 
 impl<B, F> MakeRequestSpan<B> for F
@@ -64,6 +84,14 @@ type RouteOf = fn(&Extensions) -> Option<&str>;
 /// `error.type`, `link.trace_id`, `link.span_id`.
 ///
 /// The query string is not recorded: it often carries secrets.
+///
+/// A gRPC request (`content-type: application/grpc*`) gets OpenTelemetry's
+/// RPC attributes instead of the HTTP ones: `otel.name` =
+/// `package.Service/Method`, `rpc.system = "grpc"`, `rpc.service`,
+/// `rpc.method`, and, recorded when the status is known,
+/// `rpc.grpc.status_code`, `otel.status_code` and `error.type` (the code's
+/// name, for UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL,
+/// UNAVAILABLE and DATA_LOSS: the server-side errors of the conventions).
 ///
 /// ```
 /// use tracing_correlation::{DefaultServerSpan, HttpServerLayer};
@@ -106,6 +134,25 @@ impl DefaultServerSpan {
 
 impl<B> MakeRequestSpan<B> for DefaultServerSpan {
     fn make_span(&mut self, request: &Request<B>) -> Span {
+        if grpc::is_grpc(request.headers()) {
+            let path = request.uri().path();
+            let (service, method) = grpc::split_path(path).unzip();
+            return tracing::info_span!(
+                "request",
+                otel.name = grpc_span_name(path),
+                otel.kind = "server",
+                otel.status_code = Empty,
+                rpc.system = "grpc",
+                rpc.service = service,
+                rpc.method = method,
+                network.protocol.version = protocol_version(request.version()),
+                http.response.status_code = Empty,
+                rpc.grpc.status_code = Empty,
+                error.type = Empty,
+                link.trace_id = Empty,
+                link.span_id = Empty,
+            );
+        }
         let method = method_name(request.method());
         let route = self.route.and_then(|route| route(request.extensions()));
         let name: Cow<'_, str> = match route {
@@ -127,6 +174,10 @@ impl<B> MakeRequestSpan<B> for DefaultServerSpan {
             link.span_id = Empty,
         )
     }
+
+    fn route<'r>(&self, request: &'r Request<B>) -> Option<&'r str> {
+        self.route.and_then(|route| route(request.extensions()))
+    }
 }
 
 /// The default client span: an `INFO` span named `client_request` with
@@ -137,6 +188,12 @@ impl<B> MakeRequestSpan<B> for DefaultServerSpan {
 /// response, `http.response.status_code`, `otel.status_code`, `error.type`.
 ///
 /// `url.full` is not recorded: queries and user info often carry secrets.
+///
+/// A gRPC call (`content-type: application/grpc*`) gets the RPC attributes
+/// instead: `otel.name` = `package.Service/Method`, `rpc.system = "grpc"`,
+/// `rpc.service`, `rpc.method`, `server.address`, `server.port`, and, when
+/// the status is known, `rpc.grpc.status_code`, with `otel.status_code` and
+/// `error.type` (the code's name) for every non-zero code.
 ///
 /// ```
 /// use tracing_correlation::{DefaultClientSpan, HttpClientLayer};
@@ -170,6 +227,24 @@ impl<B> MakeRequestSpan<B> for DefaultClientSpan {
             Some("https") => Some(443),
             _ => None,
         });
+        if grpc::is_grpc(request.headers()) {
+            let path = uri.path();
+            let (service, rpc_method) = grpc::split_path(path).unzip();
+            return tracing::info_span!(
+                "client_request",
+                otel.name = grpc_span_name(path),
+                otel.kind = "client",
+                otel.status_code = Empty,
+                rpc.system = "grpc",
+                rpc.service = service,
+                rpc.method = rpc_method,
+                server.address = uri.host(),
+                server.port = port,
+                http.response.status_code = Empty,
+                rpc.grpc.status_code = Empty,
+                error.type = Empty,
+            );
+        }
         tracing::info_span!(
             "client_request",
             otel.name = method,
@@ -185,9 +260,18 @@ impl<B> MakeRequestSpan<B> for DefaultClientSpan {
     }
 }
 
+/// `package.Service/Method`, the span name the RPC conventions ask for; a
+/// path of any other shape is not a bounded name, so `grpc` instead.
+fn grpc_span_name(path: &str) -> &str {
+    match grpc::split_path(path) {
+        Some(_) => &path[1..],
+        None => "grpc",
+    }
+}
+
 /// The method as the semantic conventions want it: known methods by name,
 /// any other as `_OTHER` (the set of span names must stay bounded).
-fn method_name(method: &Method) -> &'static str {
+pub(crate) fn method_name(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
         Method::POST => "POST",

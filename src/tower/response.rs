@@ -10,6 +10,9 @@ use http::{Response, StatusCode};
 use opentelemetry::Context;
 use tracing::Span;
 
+use super::body::{AwaitingTrailers, ResponseBody};
+use super::completion::{RequestOutcome, Tracker};
+use super::grpc;
 use crate::TraceIds;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +29,10 @@ pin_project_lite::pin_project! {
     /// and [`HttpClientService`](crate::HttpClientService): polls the inner
     /// future with the request span entered (so everything it logs, and every
     /// span it opens, belongs to the request), then records the response
-    /// status on the span.
+    /// status on the span and writes the completion line (see
+    /// [`HttpServerLayer::completion_line`](crate::HttpServerLayer::completion_line)).
+    /// Dropped before it completes, it records and writes a cancelled (or,
+    /// while a panic unwinds through it, a panicked) request.
     ///
     /// ```
     /// use std::convert::Infallible;
@@ -60,16 +66,38 @@ pin_project_lite::pin_project! {
         // cannot carry it; attached around each poll instead.
         detached: Option<Context>,
         side: Side,
+        // Taken when the request is finished; `None` for skipped requests.
+        tracker: Option<Tracker>,
+    }
+
+    impl<F> PinnedDrop for HttpResponseFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(tracker) = this.tracker.take() {
+                // Dropped unfinished: cancelled, or unwinding from a panic in
+                // the inner future's `poll`.
+                let _entered = this.span.enter();
+                let _attached = this.detached.clone().map(Context::attach);
+                tracker.finish_dropped(this.span);
+            }
+        }
     }
 }
 
 impl<F> HttpResponseFuture<F> {
-    pub(crate) fn new(inner: F, span: Span, detached: Option<Context>, side: Side) -> Self {
+    pub(crate) fn new(
+        inner: F,
+        span: Span,
+        detached: Option<Context>,
+        side: Side,
+        tracker: Option<Tracker>,
+    ) -> Self {
         Self {
             inner,
             span,
             detached,
             side,
+            tracker,
         }
     }
 }
@@ -87,42 +115,70 @@ impl<F, B, E> Future for HttpResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
-    type Output = Result<Response<B>, E>;
+    type Output = Result<Response<ResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut task::Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let _entered = this.span.enter();
         let _attached = this.detached.clone().map(Context::attach);
-        let Poll::Ready(mut result) = this.inner.poll(cx) else {
+        let Poll::Ready(result) = this.inner.poll(cx) else {
             return Poll::Pending;
         };
-        if let Ok(response) = &mut result {
-            record_status(this.span, response.status(), *this.side);
-            if let Side::Server { traceparent: true } = this.side {
-                insert_traceparent(this.span, response);
+        let tracker = this.tracker.take();
+        match result {
+            Ok(mut response) => {
+                if let Side::Server { traceparent: true } = this.side {
+                    insert_traceparent(this.span, &mut response);
+                }
+                let awaiting = tracker.and_then(|tracker| {
+                    finish_or_await(tracker, this.span, this.detached.as_ref(), &response)
+                });
+                let (parts, body) = response.into_parts();
+                Poll::Ready(Ok(Response::from_parts(
+                    parts,
+                    ResponseBody::new(body, awaiting),
+                )))
             }
-        } else {
-            this.span.record("otel.status_code", "ERROR");
-            this.span.record("error.type", "_OTHER");
+            Err(error) => {
+                if let Some(tracker) = tracker {
+                    tracker.finish(this.span, RequestOutcome::Error(std::any::type_name::<E>()));
+                }
+                Poll::Ready(Err(error))
+            }
         }
-        Poll::Ready(result)
     }
 }
 
-/// Records the status; 5xx are errors for a server, 4xx and 5xx for a client
-/// (OpenTelemetry's HTTP span status rules).
-fn record_status(span: &Span, status: StatusCode, side: Side) {
-    span.record("http.response.status_code", status.as_u16());
-    let error = match side {
-        Side::Server { .. } => status.is_server_error(),
-        Side::Client => status.is_client_error() || status.is_server_error(),
-    };
-    if error {
-        span.record("otel.status_code", "ERROR");
-        span.record("error.type", status.as_str());
+/// Finishes the request on its response head, or — for a gRPC call whose
+/// status is not in the headers — hands it to the body, to be finished when
+/// the trailers arrive.
+fn finish_or_await<B>(
+    tracker: Tracker,
+    span: &Span,
+    detached: Option<&Context>,
+    response: &Response<B>,
+) -> Option<Box<AwaitingTrailers>> {
+    let status = response.status();
+    if tracker.is_grpc() {
+        // A trailers-only response (how errors are usually sent) has the
+        // status in its headers.
+        if let Some(code) = grpc::status_of(response.headers()) {
+            tracker.finish(span, RequestOutcome::Grpc(code));
+            return None;
+        }
+        // A 200 carries the status in its trailers; anything else failed
+        // below gRPC (a proxy, a missing route) and is reported as HTTP.
+        if status == StatusCode::OK {
+            return Some(Box::new(AwaitingTrailers {
+                tracker: Some(tracker),
+                span: span.clone(),
+                detached: detached.cloned(),
+            }));
+        }
     }
+    tracker.finish(span, RequestOutcome::Http(status));
+    None
 }
-
 /// Sets `traceparent` on the response to the request span's ids (nothing when
 /// the span has none: filtered out, or no correlation layer).
 fn insert_traceparent<B>(span: &Span, response: &mut Response<B>) {

@@ -1,17 +1,21 @@
 //! The server middleware: continue (or link) the caller's trace.
 
 use std::fmt;
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
+use http::request::Parts;
 use http::{Request, Response};
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{SpanContext, TraceContextExt};
 use opentelemetry::Context;
 use tower_layer::Layer;
 use tower_service::Service;
-use tracing::Span;
+use tracing::{Level, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
+use super::body::ResponseBody;
+use super::completion::{CompletionLine, RequestOutcome, Tracker};
 use super::make_span::{DefaultServerSpan, MakeRequestSpan};
 use super::propagation::Propagation;
 use super::response::{HttpResponseFuture, Side};
@@ -34,8 +38,12 @@ use crate::TraceIds;
 ///    every line logged while handling the request carries the request's
 ///    trace id, and the caller's baggage is in `Context::current()`;
 /// 4. records `http.response.status_code` (and `otel.status_code` /
-///    `error.type` for 5xx and errors), and optionally sets the response's
-///    `traceparent` to the request span's ids.
+///    `error.type` for 5xx and errors; the gRPC status for gRPC calls),
+///    optionally sets the response's `traceparent` to the request span's
+///    ids, and writes one [completion line](Self::completion_line).
+///
+/// Requests matching [`skip_if`](Self::skip_if) go straight to the inner
+/// service, untraced.
 ///
 /// Work the handler moves elsewhere (`tokio::spawn`, `spawn_blocking`, other
 /// threads) keeps the context only if it carries the span there (for example
@@ -56,7 +64,12 @@ pub struct HttpServerLayer<M = DefaultServerSpan, T = bool> {
     trust: T,
     propagation: Propagation,
     response_traceparent: bool,
+    line: CompletionLine,
+    skip: Option<SkipRequest>,
 }
+
+/// A predicate for requests served without tracing (health checks).
+type SkipRequest = Arc<dyn Fn(&Parts) -> bool + Send + Sync>;
 
 impl HttpServerLayer {
     /// Continues every caller's trace, with the default span and the global
@@ -72,6 +85,8 @@ impl HttpServerLayer {
             trust: true,
             propagation: Propagation::default(),
             response_traceparent: false,
+            line: CompletionLine::new(true),
+            skip: None,
         }
     }
 }
@@ -98,6 +113,8 @@ impl<M, T> HttpServerLayer<M, T> {
             trust: self.trust,
             propagation: self.propagation,
             response_traceparent: self.response_traceparent,
+            line: self.line,
+            skip: self.skip,
         }
     }
 
@@ -114,6 +131,8 @@ impl<M, T> HttpServerLayer<M, T> {
             trust,
             propagation: self.propagation,
             response_traceparent: self.response_traceparent,
+            line: self.line,
+            skip: self.skip,
         }
     }
 
@@ -145,6 +164,74 @@ impl<M, T> HttpServerLayer<M, T> {
         self.response_traceparent = on;
         self
     }
+
+    /// Whether to write one completion line per request (on by default):
+    /// inside the request span, when the response is produced, or when the
+    /// response future is dropped first (a cancelled or panicking request),
+    /// or — for a gRPC call whose status comes in the trailers — when the
+    /// response body ends. Fields: `http.request.method`, `http.route`,
+    /// `http.response.status_code`, `rpc.*` for gRPC, `error.type` for
+    /// failures and `http.server.request.duration` (seconds); target
+    /// `tracing_correlation::tower`. See [`completion_level`](Self::completion_level)
+    /// for its level.
+    ///
+    /// ```
+    /// // Lines only from the handlers, none from the middleware.
+    /// let _layer = tracing_correlation::HttpServerLayer::new().completion_line(false);
+    /// ```
+    #[must_use]
+    pub fn completion_line(mut self, on: bool) -> Self {
+        self.line.set_enabled(on);
+        self
+    }
+
+    /// Chooses the completion line's level from the request's
+    /// [`RequestOutcome`]; `None` writes no line for it. The default is
+    /// [`RequestOutcome::default_level`] (5xx `ERROR`, 4xx `WARN`, else
+    /// `INFO`).
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use tracing::Level;
+    /// use tracing_correlation::{HttpServerLayer, RequestOutcome};
+    ///
+    /// // 404s are expected here: DEBUG. Successes: no line at all.
+    /// let _layer = HttpServerLayer::new().completion_level(|outcome: &RequestOutcome| match outcome {
+    ///     RequestOutcome::Http(StatusCode::NOT_FOUND) => Some(Level::DEBUG),
+    ///     RequestOutcome::Http(status) if status.is_success() => None,
+    ///     other => Some(other.default_level()),
+    /// });
+    /// ```
+    #[must_use]
+    pub fn completion_level<F>(mut self, policy: F) -> Self
+    where
+        F: Fn(&RequestOutcome) -> Option<Level> + Send + Sync + 'static,
+    {
+        self.line.set_policy(policy);
+        self
+    }
+
+    /// Serves requests for which `skip` returns `true` without any tracing:
+    /// no context is extracted, no span is created, no completion line is
+    /// written (for health checks and readiness probes, which would drown
+    /// the useful lines). The handler runs in whatever context the serving
+    /// task has (none, under a plain server).
+    ///
+    /// ```
+    /// use http::request::Parts;
+    /// use tracing_correlation::HttpServerLayer;
+    ///
+    /// let _layer = HttpServerLayer::new()
+    ///     .skip_if(|request: &Parts| matches!(request.uri.path(), "/health" | "/ready"));
+    /// ```
+    #[must_use]
+    pub fn skip_if<F>(mut self, skip: F) -> Self
+    where
+        F: Fn(&Parts) -> bool + Send + Sync + 'static,
+    {
+        self.skip = Some(Arc::new(skip));
+        self
+    }
 }
 
 impl<M, T> fmt::Debug for HttpServerLayer<M, T> {
@@ -154,6 +241,8 @@ impl<M, T> fmt::Debug for HttpServerLayer<M, T> {
             .field("trust", &std::any::type_name::<T>())
             .field("propagator", &self.propagation)
             .field("response_traceparent", &self.response_traceparent)
+            .field("completion_line", &self.line)
+            .field("skip", &self.skip.is_some())
             .finish()
     }
 }
@@ -168,6 +257,8 @@ impl<S, M: Clone, T: Clone> Layer<S> for HttpServerLayer<M, T> {
             trust: self.trust.clone(),
             propagation: self.propagation.clone(),
             response_traceparent: self.response_traceparent,
+            line: self.line.clone(),
+            skip: self.skip.clone(),
         }
     }
 }
@@ -188,6 +279,8 @@ pub struct HttpServerService<S, M = DefaultServerSpan, T = bool> {
     trust: T,
     propagation: Propagation,
     response_traceparent: bool,
+    line: CompletionLine,
+    skip: Option<SkipRequest>,
 }
 
 impl<S: fmt::Debug, M, T> fmt::Debug for HttpServerService<S, M, T> {
@@ -198,6 +291,10 @@ impl<S: fmt::Debug, M, T> fmt::Debug for HttpServerService<S, M, T> {
             .field("trust", &std::any::type_name::<T>())
             .field("propagator", &self.propagation)
             .field("response_traceparent", &self.response_traceparent)
+            .field("completion_line", &self.line)
+            .field("skip", &self.skip.is_some())
+            .field("completion_line", &self.line)
+            .field("skip", &self.skip.is_some())
             .finish()
     }
 }
@@ -208,7 +305,7 @@ where
     M: MakeRequestSpan<B>,
     T: TrustIncoming<B>,
 {
-    type Response = Response<ResB>;
+    type Response = Response<ResponseBody<ResB>>;
     type Error = S::Error;
     type Future = HttpResponseFuture<S::Future>;
 
@@ -217,6 +314,22 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        let side = Side::Server {
+            traceparent: self.response_traceparent,
+        };
+        let request = match &self.skip {
+            Some(skip) => {
+                let (parts, body) = request.into_parts();
+                let skipped = skip(&parts);
+                let request = Request::from_parts(parts, body);
+                if skipped {
+                    let inner = self.inner.call(request);
+                    return HttpResponseFuture::new(inner, Span::none(), None, side, None);
+                }
+                request
+            }
+            None => request,
+        };
         let incoming = self.propagation.extract(request.headers());
         let (parent, link) = if self.trust.is_trusted(&request) {
             (incoming, None)
@@ -234,15 +347,18 @@ where
             record_link(&span, remote);
         }
         let detached = span.is_disabled().then_some(parent);
+        let tracker = Tracker::new(
+            &request,
+            self.make_span.route(&request),
+            side,
+            self.line.clone(),
+        );
         let inner = {
             let _entered = span.enter();
             let _attached = detached.clone().map(Context::attach);
             self.inner.call(request)
         };
-        let side = Side::Server {
-            traceparent: self.response_traceparent,
-        };
-        HttpResponseFuture::new(inner, span, detached, side)
+        HttpResponseFuture::new(inner, span, detached, side, Some(tracker))
     }
 }
 
