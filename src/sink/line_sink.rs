@@ -15,6 +15,11 @@ use crate::diagnostics::report;
 /// wait, and with the batch being written the output holds at most 1 MiB.
 pub(crate) const DEFAULT_CAPACITY_BYTES: usize = 512 * 1024;
 
+/// How long the worker waits for more lines after a batch before it goes
+/// idle: the most a line waits before its write starts while lines keep
+/// coming, and what saves a wake per line when they do.
+const LINGER: Duration = Duration::from_millis(1);
+
 /// What happens to a line when the target is slower than the application.
 ///
 /// Modelled on slog-async's overflow strategies. In `Block` and `Drop`, a
@@ -198,6 +203,11 @@ struct State {
     phase: Phase,
     /// The worker waits for work; a producer that sees this wakes it (once).
     worker_idle: bool,
+    /// The worker, having just written a batch, waits a little for more
+    /// before going idle; a producer wakes it only once the buffer is half
+    /// full. Without it a worker faster than its producers (a target like
+    /// /dev/null) goes idle after every line, and every line pays a wake.
+    worker_lingering: bool,
     /// Threads waiting for room (Block) or for progress (flush, shutdown):
     /// notified only when someone waits.
     space_waiters: u32,
@@ -267,6 +277,7 @@ impl LineSink {
                     Phase::Direct
                 },
                 worker_idle: false,
+                worker_lingering: false,
                 space_waiters: 0,
                 progress_waiters: 0,
                 big_waiters: 0,
@@ -466,7 +477,11 @@ impl Shared {
         }
         state.front_lines += 1;
         state.accepted += 1;
-        let wake = std::mem::replace(&mut state.worker_idle, false);
+        let wake = std::mem::replace(&mut state.worker_idle, false)
+            || (state.worker_lingering && state.front.len() >= self.capacity / 2 && {
+                state.worker_lingering = false;
+                true
+            });
         drop(state);
         if wake {
             self.wakeups.fetch_add(1, Ordering::Relaxed);
@@ -621,15 +636,27 @@ impl Shared {
         let mut report_line = String::new();
         loop {
             let mut state = lock(&self.state);
+            let mut lingered = false;
             while state.phase == Phase::Running
                 && state.front.is_empty()
                 && state.unreported_drops == 0
             {
-                state.worker_idle = true;
-                state = self
-                    .work
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner);
+                if lingered {
+                    state.worker_idle = true;
+                    state = self
+                        .work
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                } else {
+                    state.worker_lingering = true;
+                    state = self
+                        .work
+                        .wait_timeout(state, LINGER)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                    state.worker_lingering = false;
+                    lingered = true;
+                }
             }
             state.worker_idle = false;
             if state.phase == Phase::Abandoned
