@@ -15,7 +15,7 @@ use crate::output::filter::{
     DEFAULT_SPANS, SPANS_ENV,
 };
 use crate::output::layer::OutputLayer;
-use crate::output::{Output, OutputFormat};
+use crate::output::{Output, OutputFormat, SpanLines};
 use crate::sink::{DropReport, LineSink, OutputReport, WriteMode};
 use crate::{CorrelationLayer, JsonFormat, PrettyFormat};
 
@@ -304,6 +304,23 @@ impl Builder {
     /// ```
     pub fn filter(mut self, directives: impl Into<String>) -> Self {
         self.first = self.first.filter(directives);
+        self
+    }
+
+    /// Span lifecycle lines on the first output (none by default): see
+    /// [`Output::span_lines`].
+    ///
+    /// ```
+    /// use tracing_correlation::SpanLines;
+    ///
+    /// let (dispatch, _guard) = tracing_correlation::builder()
+    ///     .span_lines(SpanLines::CLOSED)
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// # drop(dispatch);
+    /// ```
+    pub fn span_lines(mut self, span_lines: SpanLines) -> Self {
+        self.first = self.first.span_lines(span_lines);
         self
     }
 
@@ -640,13 +657,16 @@ impl Builder {
             };
             let sink = LineSink::new(output.target, mode, output.capacity, report);
             sinks.push(sink.clone());
+            let span_lines = output.span_lines.unwrap_or_default();
             let layer = match format {
                 OutputFormat::Json => {
                     OutputLayer::new(output.json.unwrap_or_default(), sink, gate.take())
+                        .with_span_lines(span_lines, lines.clone())
                         .with_filter(filter)
                         .boxed()
                 }
                 OutputFormat::Pretty => OutputLayer::new(PrettyFormat::new(), sink, gate.take())
+                    .with_span_lines(span_lines, lines.clone())
                     .with_filter(filter)
                     .boxed(),
             };

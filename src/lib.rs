@@ -72,7 +72,7 @@ pub use otlp::{
     OtlpError, OtlpProtocol, SamplerConfig,
 };
 pub use output::filter::{FilterError, FilterHandle, SPANS_ENV};
-pub use output::{Output, OutputFormat, DEFAULT_CAPACITY};
+pub use output::{Output, OutputFormat, SpanLines, DEFAULT_CAPACITY};
 pub use propagation::{
     context_from_env, context_from_env_with, extract_context, extract_context_with,
     format_traceparent, inject_context, inject_context_with, inject_current_context,

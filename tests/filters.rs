@@ -225,3 +225,43 @@ fn a_disabled_event_is_not_formatted() {
     });
     assert_eq!(FORMATTED.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn span_lifecycle_lines_are_opt_in_and_carry_the_span_s_own_ids() {
+    let ((), plain) = testing::capture(|| {
+        let _request = info_span!("request").entered();
+    });
+    assert!(plain.lines().is_empty(), "off by default");
+
+    let ((), captured) = testing::capture_with(
+        builder()
+            .filter("info")
+            .span_filter("info")
+            .span_lines(tracing_correlation::SpanLines::ALL),
+        || {
+            let request = info_span!("request", method = "GET");
+            request.in_scope(|| {
+                let _db = tracing::debug_span!("db").entered(); // does not exist
+                info!("handled");
+            });
+            drop(request);
+        },
+    );
+    let messages: Vec<&str> = captured
+        .lines()
+        .iter()
+        .map(|l| l["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(messages, ["span opened", "handled", "span closed"]);
+    let request = captured.span("request");
+    for line in captured.lines() {
+        assert_eq!(line["span_id"], request.span_id.as_str(), "{line}");
+        assert_eq!(line["span"]["name"], "request");
+    }
+    let opened = &captured.lines()[0];
+    assert_eq!(opened["target"], "tracing_correlation::span");
+    assert_eq!(opened["level"], "INFO");
+    assert_eq!(opened["span"]["method"], "GET");
+    assert!(opened.get("span.duration_us").is_none());
+    assert!(captured.lines()[2]["span.duration_us"].is_u64());
+}

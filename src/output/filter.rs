@@ -59,6 +59,12 @@ impl Swappable {
         Self(Arc::new(ArcSwap::from_pointee(directives)))
     }
 
+    /// Whether these directives enable `meta` (a span's own metadata, for
+    /// its lifecycle lines).
+    pub(crate) fn enables<S: Subscriber>(&self, meta: &Metadata<'_>, cx: &Context<'_, S>) -> bool {
+        Filter::<S>::enabled(&self.0.load().env, meta, cx)
+    }
+
     fn store(&self, directives: Directives) {
         self.0.store(Arc::new(directives));
     }

@@ -16,7 +16,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use tracing_subscriber::Layer;
 
-use super::filter::LogRecordGate;
+use super::filter::{LogRecordGate, Swappable};
 use crate::ids::TraceIds;
 use crate::sink::LineSink;
 use crate::{JsonFormat, PrettyFormat};
@@ -73,6 +73,10 @@ pub(crate) struct OutputLayer<F> {
     /// On the first output only: found by the log bridge through
     /// `Dispatch::downcast_ref`.
     gate: Option<LogRecordGate>,
+    span_lines: SpanLines,
+    /// This output's line filter, asked about each span's own metadata
+    /// before a lifecycle line is written.
+    lines: Option<Swappable>,
 }
 
 impl<F> fmt::Debug for OutputLayer<F> {
@@ -83,7 +87,56 @@ impl<F> fmt::Debug for OutputLayer<F> {
 
 impl<F: LineFormat> OutputLayer<F> {
     pub(crate) fn new(format: F, sink: LineSink, gate: Option<LogRecordGate>) -> Self {
-        Self { format, sink, gate }
+        Self {
+            format,
+            sink,
+            gate,
+            span_lines: SpanLines::NONE,
+            lines: None,
+        }
+    }
+
+    /// Also writes span lifecycle lines, for spans `lines` enables.
+    pub(crate) fn with_span_lines(mut self, span_lines: SpanLines, lines: Swappable) -> Self {
+        self.span_lines = span_lines;
+        self.lines = Some(lines);
+        self
+    }
+
+    /// Writes one lifecycle line for `span`, through the same formatter.
+    fn lifecycle_line<S>(&self, span: &SpanRef<'_, S>, message: &str, duration_us: Option<u64>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        use tracing_core::field::Value;
+        let meta = lifecycle::metadata(*span.metadata().level());
+        let fields = meta.fields();
+        let mut names = fields.iter();
+        let (Some(message_field), Some(duration_field)) = (names.next(), names.next()) else {
+            return;
+        };
+        let message_value: &dyn Value = &tracing::field::display(message);
+        let values = [
+            (&message_field, Some(message_value)),
+            (
+                &duration_field,
+                duration_us.as_ref().map(|d| d as &dyn Value),
+            ),
+        ];
+        let value_set = fields.value_set(&values);
+        let event = Event::new_child_of(span.id(), meta, &value_set);
+        let ids = crate::layer::with_span_data(span, crate::layer::SpanData::ids).flatten();
+        let mut line = String::new();
+        self.write(&mut line, &event, Some(span), ids);
+    }
+
+    fn wants_span_line<S>(&self, span: &SpanRef<'_, S>, ctx: &Context<'_, S>) -> bool
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        self.lines
+            .as_ref()
+            .is_some_and(|lines| lines.enables(span.metadata(), ctx))
     }
 
     fn write<'a, R: LookupSpan<'a>>(
@@ -134,6 +187,44 @@ where
         }
     }
 
+    fn on_new_span(
+        &self,
+        _attrs: &tracing_core::span::Attributes<'_>,
+        id: &tracing_core::span::Id,
+        ctx: Context<'_, S>,
+    ) {
+        if !self.span_lines.any() || crate::sink::in_writer() {
+            return;
+        }
+        let Some(span) = ctx.span(id) else {
+            return;
+        };
+        if !self.wants_span_line(&span, &ctx) {
+            return;
+        }
+        if self.span_lines.closed {
+            span.extensions_mut()
+                .insert(OpenedAt(std::time::Instant::now()));
+        }
+        if self.span_lines.opened {
+            self.lifecycle_line(&span, "span opened", None);
+        }
+    }
+
+    fn on_close(&self, id: tracing_core::span::Id, ctx: Context<'_, S>) {
+        if !self.span_lines.closed || crate::sink::in_writer() {
+            return;
+        }
+        let Some(span) = ctx.span(&id) else {
+            return;
+        };
+        let opened = span.extensions().get::<OpenedAt>().map(|o| o.0);
+        if let Some(opened) = opened {
+            let micros = u64::try_from(opened.elapsed().as_micros()).unwrap_or(u64::MAX);
+            self.lifecycle_line(&span, "span closed", Some(micros));
+        }
+    }
+
     // SAFETY: the returned pointer is derived from `&self.gate`'s content
     // and matches the `TypeId` asked for, so the caller's cast back to
     // `LogRecordGate` is valid for as long as the layer lives — the contract
@@ -148,6 +239,100 @@ where
             Some(std::ptr::from_ref(self).cast())
         } else {
             None
+        }
+    }
+}
+
+/// Which span lifecycle lines an output writes (none by default), like
+/// `tracing_subscriber`'s `FmtSpan`: a line when a span is created, and
+/// one when it closes with how long it lived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SpanLines {
+    opened: bool,
+    closed: bool,
+}
+
+impl SpanLines {
+    /// No lifecycle lines (the default).
+    pub const NONE: Self = Self {
+        opened: false,
+        closed: false,
+    };
+    /// `"message":"span opened"` when a span is created.
+    pub const OPENED: Self = Self {
+        opened: true,
+        closed: false,
+    };
+    /// `"message":"span closed"` with `span.duration_us` when it closes.
+    pub const CLOSED: Self = Self {
+        opened: false,
+        closed: true,
+    };
+    /// Both.
+    pub const ALL: Self = Self {
+        opened: true,
+        closed: true,
+    };
+
+    pub(crate) fn any(self) -> bool {
+        self.opened || self.closed
+    }
+}
+
+/// When a span was created, kept only when its close line is wanted.
+struct OpenedAt(std::time::Instant);
+
+/// The five static callsites (one per level) of lifecycle lines.
+mod lifecycle {
+    use tracing_core::callsite::Callsite;
+    use tracing_core::field::FieldSet;
+    use tracing_core::metadata::Kind;
+    use tracing_core::subscriber::Interest;
+    use tracing_core::{Level, Metadata};
+
+    pub(super) const TARGET: &str = "tracing_correlation::span";
+    pub(super) const FIELDS: &[&str] = &["message", "span.duration_us"];
+
+    pub(super) struct LifecycleCallsite(pub(super) &'static Metadata<'static>);
+
+    impl Callsite for LifecycleCallsite {
+        // Never dispatched: the output layer formats these events itself.
+        fn set_interest(&self, _interest: Interest) {}
+
+        fn metadata(&self) -> &Metadata<'_> {
+            self.0
+        }
+    }
+
+    macro_rules! level_callsite {
+        ($callsite:ident, $meta:ident, $level:expr) => {
+            static $callsite: LifecycleCallsite = LifecycleCallsite(&$meta);
+            static $meta: Metadata<'static> = Metadata::new(
+                "span lifecycle",
+                TARGET,
+                $level,
+                None,
+                None,
+                None,
+                FieldSet::new(FIELDS, tracing_core::identify_callsite!(&$callsite)),
+                Kind::EVENT,
+            );
+        };
+    }
+
+    level_callsite!(ERROR_CALLSITE, ERROR_META, Level::ERROR);
+    level_callsite!(WARN_CALLSITE, WARN_META, Level::WARN);
+    level_callsite!(INFO_CALLSITE, INFO_META, Level::INFO);
+    level_callsite!(DEBUG_CALLSITE, DEBUG_META, Level::DEBUG);
+    level_callsite!(TRACE_CALLSITE, TRACE_META, Level::TRACE);
+
+    pub(super) fn metadata(level: Level) -> &'static Metadata<'static> {
+        match level {
+            Level::ERROR => &ERROR_META,
+            Level::WARN => &WARN_META,
+            Level::INFO => &INFO_META,
+            Level::DEBUG => &DEBUG_META,
+            _ => &TRACE_META,
         }
     }
 }

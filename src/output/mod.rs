@@ -11,6 +11,7 @@ use tracing_subscriber::fmt::MakeWriter;
 
 use crate::sink::{Target, WriteMode};
 use crate::JsonFormat;
+pub use layer::SpanLines;
 
 /// The output format of an [`Output`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +62,7 @@ pub struct Output {
     pub(crate) format: Option<OutputFormat>,
     pub(crate) json: Option<JsonFormat>,
     pub(crate) filter: Option<String>,
+    pub(crate) span_lines: Option<SpanLines>,
 }
 
 impl fmt::Debug for Output {
@@ -84,6 +86,7 @@ impl Output {
             format: None,
             json: None,
             filter: None,
+            span_lines: None,
         }
     }
 
@@ -228,6 +231,7 @@ impl Output {
             format: self.format,
             json: self.json,
             filter: self.filter,
+            span_lines: self.span_lines,
             ..other
         }
     }
@@ -244,8 +248,25 @@ impl Output {
             format: other.format.or(self.format),
             json: other.json.or(self.json),
             filter: other.filter.or(self.filter),
+            span_lines: other.span_lines.or(self.span_lines),
             ..other
         }
+    }
+
+    /// Also writes a line when a span opens and/or closes (none by
+    /// default), for the spans this output's filter enables; the close line
+    /// carries `span.duration_us`. Each line has the span's level, the target
+    /// `tracing_correlation::span`, and the span's own ids and fields.
+    ///
+    /// ```
+    /// use tracing_correlation::{Output, SpanLines};
+    ///
+    /// let output = Output::stderr().span_lines(SpanLines::CLOSED);
+    /// # drop(output);
+    /// ```
+    pub fn span_lines(mut self, span_lines: SpanLines) -> Self {
+        self.span_lines = Some(span_lines);
+        self
     }
 
     pub(crate) fn write_mode(&self) -> WriteMode {
