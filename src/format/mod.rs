@@ -7,7 +7,9 @@ pub(crate) mod fields;
 pub(crate) mod json;
 pub(crate) mod keys;
 pub(crate) mod pretty;
+pub(crate) mod profile;
 pub(crate) mod span_fields;
+pub(crate) mod static_fields;
 pub(crate) mod time;
 
 use tracing_core::{Event, Subscriber};
