@@ -38,10 +38,38 @@ fn an_event_with_many_identical_keys_keeps_each_under_a_unique_key() {
     let h = Harness::new(Mode::Standalone);
     h.run(|| {
         tracing::info!(
-            a = 0, a = 1, a = 2, a = 3, a = 4, a = 5, a = 6, a = 7, a = 8, a = 9,
-            a = 10, a = 11, a = 12, a = 13, a = 14, a = 15, a = 16, a = 17, a = 18,
-            a = 19, a = 20, a = 21, a = 22, a = 23, a = 24, a = 25, a = 26, a = 27,
-            a = 28, a = 29, a = 30, "m"
+            a = 0,
+            a = 1,
+            a = 2,
+            a = 3,
+            a = 4,
+            a = 5,
+            a = 6,
+            a = 7,
+            a = 8,
+            a = 9,
+            a = 10,
+            a = 11,
+            a = 12,
+            a = 13,
+            a = 14,
+            a = 15,
+            a = 16,
+            a = 17,
+            a = 18,
+            a = 19,
+            a = 20,
+            a = 21,
+            a = 22,
+            a = 23,
+            a = 24,
+            a = 25,
+            a = 26,
+            a = 27,
+            a = 28,
+            a = 29,
+            a = 30,
+            "m"
         );
     });
     let line = &h.lines()[0];
@@ -55,7 +83,9 @@ fn an_event_with_many_identical_keys_keeps_each_under_a_unique_key() {
 #[test]
 fn custom_trace_keys_named_like_fixed_keys_are_renamed_and_reported() {
     let keys = TraceKeys::custom("target", "span", Some("level"));
-    let format = JsonFormat::new().with_timer(FixedTime).with_trace_keys(keys);
+    let format = JsonFormat::new()
+        .with_timer(FixedTime)
+        .with_trace_keys(keys);
     let conflict = format.validate().expect_err("three keys collide");
     assert_eq!(
         conflict.to_string(),

@@ -13,13 +13,10 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use super::baggage::BaggageFields;
 use super::escape::{write_escaped, write_quoted, Escaping};
 use super::fields::{
-    reserved_bits, ExceptionKeys, JsonFields, KeySet, MessageOnly, Pass, DROPPED_KEY,
-    RENAME_PREFIX,
+    reserved_bits, ExceptionKeys, JsonFields, KeySet, MessageOnly, Pass, DROPPED_KEY, RENAME_PREFIX,
 };
 use super::keys::{RenderedKeys, TraceKeys};
-use super::profile::{
-    KeyConflict, LocationKeys, Profile, StaticPlacement, GOOGLE_SOURCE_LOCATION,
-};
+use super::profile::{KeyConflict, LocationKeys, Profile, StaticPlacement, GOOGLE_SOURCE_LOCATION};
 use super::time::Rfc3339Micros;
 use crate::ids::TraceIds;
 use crate::layer::{with_span_data, SpanData};
@@ -764,7 +761,10 @@ impl<T: FormatTime> JsonFormat<T> {
         meta: &tracing_core::Metadata<'_>,
     ) -> fmt::Result {
         match &self.layout.location {
-            RenderedLocation::Flat { file: file_key, line: line_key } => {
+            RenderedLocation::Flat {
+                file: file_key,
+                line: line_key,
+            } => {
                 if let Some(file) = meta.file() {
                     out.write_str(file_key)?;
                     write_quoted(out, file)?;
@@ -849,8 +849,7 @@ impl<T: FormatTime> JsonFormat<T> {
             }
             Pass::SkipMessage
         };
-        let (reserved, bits, opening): (&[Cow<'static, str>], u64, &str) = match config.placement
-        {
+        let (reserved, bits, opening): (&[Cow<'static, str>], u64, &str) = match config.placement {
             FieldPlacement::Flatten => (&layout.reserved, layout.reserved_bits, ","),
             FieldPlacement::Nested => (&[], 0, ",\"fields\":{"),
         };

@@ -99,7 +99,12 @@ impl TraceKeys {
 
     /// Pre-renders the constant text around the ids, under these key names
     /// (the configured ones, or renamed where they collided).
-    pub(crate) fn render_as(&self, trace_id: &str, span_id: &str, flags: Option<&str>) -> RenderedKeys {
+    pub(crate) fn render_as(
+        &self,
+        trace_id: &str,
+        span_id: &str,
+        flags: Option<&str>,
+    ) -> RenderedKeys {
         let key = |name: &str| {
             let mut out = String::from(",\"");
             let _ = write_escaped(&mut out, name);

@@ -173,11 +173,7 @@ impl Recorder<'_, '_> {
         let start = fields.members.len();
         let mut visitor = JsonFields::new(&mut fields.members, keys, Pass::All, ",", ",");
         record(&mut visitor);
-        let (result, depth, chain) = (
-            visitor.result,
-            visitor.last_depth,
-            visitor.last_chain_depth,
-        );
+        let (result, depth, chain) = (visitor.result, visitor.last_depth, visitor.last_chain_depth);
         // A span's field set has at most 32 fields, so a free key always
         // exists within the rename bound: `depth` is `None` only on error.
         match (
