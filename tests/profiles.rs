@@ -491,3 +491,45 @@ fn error_chains_are_bounded_keys_unique_and_span_errors_replaced() {
         })
     );
 }
+
+#[test]
+fn pretty_lines_show_the_parent_span_id_and_error_chains() {
+    use tracing_correlation::{CorrelationLayer, PrettyFormat};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let out = support::Captured::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(CorrelationLayer::new())
+        .with(
+            tracing_subscriber::fmt::layer()
+                .event_format(
+                    PrettyFormat::new()
+                        .with_timer(FixedTime)
+                        .with_parent_span_id(true),
+                )
+                .with_writer(out.clone()),
+        );
+    let (outer, inner) = tracing::subscriber::with_default(subscriber, || {
+        let outer = tracing::info_span!("request");
+        let _o = outer.enter();
+        let inner = tracing::info_span!("db");
+        let _i = inner.enter();
+        let err = request_failed();
+        tracing::error!(error = &err as &dyn std::error::Error, "failed");
+        (
+            TraceIds::from_span(&outer).unwrap(),
+            TraceIds::from_span(&inner).unwrap(),
+        )
+    });
+    assert_eq!(
+        out.text(),
+        format!(
+            "2026-11-21T00:00:00.000000Z ERROR request:db: profiles: failed \
+             error=\"request failed\" error.chain=[\"db \"main\" unavailable\", \"connection refused\"] \
+             trace_id={} span_id={} parent_span_id={}\n",
+            inner.trace_id_hex(),
+            inner.span_id_hex(),
+            outer.span_id_hex()
+        )
+    );
+}

@@ -19,7 +19,7 @@ use super::keys::{RenderedKeys, TraceKeys};
 use super::profile::{KeyConflict, LocationKeys, Profile, StaticPlacement, GOOGLE_SOURCE_LOCATION};
 use super::time::Rfc3339Micros;
 use crate::ids::TraceIds;
-use crate::layer::{with_span_data, SpanData};
+use crate::layer::with_span_data;
 
 /// What to write when an event belongs to no valid trace context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -736,21 +736,13 @@ impl<T: FormatTime> JsonFormat<T> {
         span: &SpanRef<'a, R>,
         ids: &TraceIds,
     ) -> fmt::Result {
-        let own = with_span_data(span, SpanData::ids).flatten();
-        if own.map(|own| own.span_id()) != Some(ids.span_id()) {
-            return Ok(());
-        }
-        let parent = span
-            .parent()
-            .and_then(|parent| with_span_data(&parent, SpanData::ids).flatten())
-            .filter(|parent| parent.trace_id() == ids.trace_id());
-        let Some(parent) = parent else {
+        let Some(parent) = super::parent_span_id(span, ids) else {
             return Ok(());
         };
         out.write_str(&self.layout.parent)?;
         self.layout
             .trace
-            .write_span_id(out, u64::from_be_bytes(parent.span_id().to_bytes()))?;
+            .write_span_id(out, u64::from_be_bytes(parent.to_bytes()))?;
         out.write_str("\"")
     }
 

@@ -45,6 +45,22 @@ where
     (span, ids)
 }
 
+/// The id of the parent of `span`, for a line whose ids are `ids`: only when
+/// those are the span's own (not a context attached inside it) and the
+/// parent span is in the same trace (a span that joined a remote parent or
+/// started a new trace has no parent among the lines).
+pub(crate) fn parent_span_id<'a, R: LookupSpan<'a>>(
+    span: &SpanRef<'a, R>,
+    ids: &TraceIds,
+) -> Option<opentelemetry::trace::SpanId> {
+    let own = with_span_data(span, SpanData::ids).flatten()?;
+    if own.span_id() != ids.span_id() {
+        return None;
+    }
+    let parent = with_span_data(&span.parent()?, SpanData::ids).flatten()?;
+    (parent.trace_id() == ids.trace_id()).then(|| parent.span_id())
+}
+
 /// OpenTelemetry's own diagnostics may be emitted while its context stack is
 /// borrowed; reading the current context then would panic, so their ids come
 /// from the span instead.
