@@ -429,7 +429,7 @@ impl<T> JsonFormat<T> {
     /// instead.
     ///
     /// ```
-    /// use tracing_correlation::{JsonFormat, TraceKeys};
+    /// use tracing_correlation::JsonFormat;
     ///
     /// assert!(JsonFormat::new().validate().is_ok());
     /// let clash = JsonFormat::new().with_static_field("level", "x");

@@ -7,7 +7,8 @@ use std::fmt::{self, Write};
 use super::escape::write_escaped;
 use crate::ids::TraceIds;
 
-/// The keys (and id encodings) used for the trace context on each JSON line.
+/// The keys (and id encodings) used for the trace context on each JSON line
+/// (a [`Profile`](crate::Profile) names the other keys too).
 ///
 /// ```
 /// use tracing_correlation::{JsonFormat, TraceKeys};
@@ -77,7 +78,9 @@ impl TraceKeys {
     }
 
     /// Hex ids under key names of your choice; no flags key when
-    /// `trace_flags` is `None`.
+    /// `trace_flags` is `None`. A name another member of the line already
+    /// uses (`level`, `target`…) is written with the `fields.` prefix and
+    /// reported by [`JsonFormat::validate`](crate::JsonFormat::validate).
     #[must_use]
     pub fn custom(
         trace_id: impl Into<Cow<'static, str>>,
