@@ -1,18 +1,22 @@
 //! One-call setup: `init_json_logging()` and the [`Builder`] behind it.
 
-use std::io;
-use std::time::Duration;
+use std::fmt;
+use std::time::{Duration, Instant};
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
-use tracing_subscriber::filter::{filter_fn, EnvFilter, ParseError};
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FormatFields, MakeWriter};
+use tracing_subscriber::filter::Directive;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::Layer;
+use tracing_subscriber::{Layer, Registry};
 
-use crate::writer::ReentrancyLimited;
+use crate::output::filter::{
+    self, Directives, FilterError, FilterHandle, LogRecordGate, SpanSet, SplitFilter, Swappable,
+    DEFAULT_SPANS, SPANS_ENV,
+};
+use crate::output::layer::OutputLayer;
+use crate::output::{Output, OutputFormat};
+use crate::sink::{LineSink, OutputReport, WriteMode};
 use crate::{CorrelationLayer, JsonFormat, PrettyFormat};
 
 /// Sets up JSON logging with trace correlation for the whole process, with
@@ -61,38 +65,41 @@ pub fn builder() -> Builder {
     Builder::new()
 }
 
-/// The output format of [`Builder`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputFormat {
-    /// One JSON object per line ([`JsonFormat`]).
-    Json,
-    /// Human-readable lines with the ids ([`PrettyFormat`]).
-    Pretty,
-}
-
-/// Whether a non-blocking writer may drop lines when its buffer is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NonBlockingMode {
-    /// Never drop: a logging call waits when the buffer is full.
-    Lossless,
-    /// Drop lines when the buffer is full; [`LoggingGuard::dropped_lines`]
-    /// counts them and the guard reports the count on drop.
-    Lossy,
-}
-
 /// Every choice [`init_json_logging`] makes, each one overridable.
 ///
-/// Environment variables are read when [`Builder::try_init`] runs, and an
-/// explicit builder call always wins over them.
-#[derive(Debug)]
-#[must_use = "a Builder does nothing until `init` or `try_init` is called"]
+/// Environment variables are read when [`Builder::build`] or
+/// [`Builder::try_init`] runs, and an explicit builder call always wins over
+/// them: `RUST_LOG` (which lines the first output writes), `RUST_LOG_SPANS`
+/// (which spans exist), `LOG_FORMAT` (`json` or `pretty`), the `OTEL_*`
+/// export variables (feature `otlp`) and `TRACEPARENT`.
+///
+/// The stack it builds: a registry; the OpenTelemetry layer when spans are
+/// exported; the [`CorrelationLayer`] behind the span filter; one event
+/// layer per [`Output`], each behind its own line filter; then the layers
+/// given to [`Builder::with_layer`]. Whatever is added, `try_init` installs
+/// the panic hook, the log bridge and the propagators, and the guard flushes
+/// every output.
+///
+/// ```no_run
+/// use tracing_correlation::{builder, JsonFormat, Output, OutputFormat, TraceKeys, WriteMode};
+///
+/// let _guard = builder()
+///     .json(JsonFormat::new().with_trace_keys(TraceKeys::ecs()))
+///     .filter("info,my_crate=debug")
+///     .write_mode(WriteMode::Block)
+///     .output(Output::stderr().format(OutputFormat::Pretty).filter("error"))
+///     .init();
+/// ```
+#[must_use = "a Builder does nothing until `init`, `try_init` or `build` is called"]
 #[allow(clippy::struct_excessive_bools)] // independent on/off switches, each with its own setter
-pub struct Builder<W = fn() -> io::Stdout> {
-    writer: W,
-    worker: Option<(WorkerGuard, Option<ErrorCounter>)>,
-    format: Option<OutputFormat>,
-    json: JsonFormat,
-    filter: Option<String>,
+pub struct Builder {
+    first: Output,
+    more: Vec<Output>,
+    span_filter: Option<String>,
+    layers: Vec<BoxedLayer>,
+    /// A layer that sees exactly the spans that exist (the test capture's
+    /// span recorder).
+    span_layer: Option<BoxedLayer>,
     panic_hook: bool,
     propagators: bool,
     continue_env_trace: bool,
@@ -104,14 +111,34 @@ pub struct Builder<W = fn() -> io::Stdout> {
     log_bridge: bool,
 }
 
+pub(crate) type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync + 'static>;
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("first", &self.first)
+            .field("more", &self.more)
+            .field("span_filter", &self.span_filter)
+            .field("layers", &self.layers.len())
+            .field("panic_hook", &self.panic_hook)
+            .field("propagators", &self.propagators)
+            .field("continue_env_trace", &self.continue_env_trace)
+            .field("tracer_provider", &self.tracer_provider.is_some())
+            .field("otel_span_events", &self.otel_span_events)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("log_bridge", &self.log_bridge)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Builder {
     fn new() -> Self {
         Self {
-            writer: io::stdout,
-            worker: None,
-            format: None,
-            json: JsonFormat::new(),
-            filter: None,
+            first: Output::stdout(),
+            more: Vec::new(),
+            span_filter: None,
+            layers: Vec::new(),
+            span_layer: None,
             panic_hook: true,
             propagators: true,
             continue_env_trace: true,
@@ -123,84 +150,194 @@ impl Builder {
             log_bridge: true,
         }
     }
-}
 
-impl<W> Builder<W>
-where
-    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
-{
-    /// Writes to another `MakeWriter` (stderr, a file, an in-memory buffer…).
-    pub fn writer<W2>(self, writer: W2) -> Builder<W2>
+    /// Writes the first output to a `MakeWriter` (stderr, an in-memory buffer
+    /// in tests…) instead of stdout; each line is written when it is logged
+    /// ([`WriteMode::Direct`]) unless [`Builder::write_mode`] says otherwise.
+    /// For a file or any `io::Write`, see [`Output`] and [`Builder::output`].
+    ///
+    /// ```
+    /// let (dispatch, _guard) = tracing_correlation::builder()
+    ///     .writer(std::io::stderr)
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// # drop(dispatch);
+    /// ```
+    pub fn writer<M>(mut self, make_writer: M) -> Self
     where
-        W2: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+        M: for<'a> MakeWriter<'a> + Send + Sync + 'static,
     {
-        Builder {
-            writer,
-            worker: self.worker,
-            format: self.format,
-            json: self.json,
-            filter: self.filter,
-            panic_hook: self.panic_hook,
-            propagators: self.propagators,
-            continue_env_trace: self.continue_env_trace,
-            tracer_provider: self.tracer_provider,
-            #[cfg(feature = "otlp")]
-            export: self.export,
-            otel_span_events: self.otel_span_events,
-            shutdown_timeout: self.shutdown_timeout,
-            log_bridge: self.log_bridge,
-        }
+        self.first = self.first.retarget(Output::make_writer(make_writer));
+        self
     }
 
-    /// Writes through a background thread, so logging never waits on a slow
-    /// `writer` (a pipe, a file on a busy disk). With
-    /// [`NonBlockingMode::Lossless`] nothing is ever dropped; with
-    /// [`NonBlockingMode::Lossy`] lines beyond `buffered_lines` waiting lines are
-    /// dropped and counted. The guard flushes on drop (waiting at most one
-    /// second for the writer thread).
-    pub fn non_blocking<T>(
-        self,
-        writer: T,
-        mode: NonBlockingMode,
-        buffered_lines: usize,
-    ) -> Builder<NonBlocking>
-    where
-        T: io::Write + Send + 'static,
-    {
-        let (non_blocking, guard) = NonBlockingBuilder::default()
-            .lossy(mode == NonBlockingMode::Lossy)
-            .buffered_lines_limit(buffered_lines.max(1))
-            .thread_name("tracing-correlation-writer")
-            .finish(writer);
-        let counter = (mode == NonBlockingMode::Lossy).then(|| non_blocking.error_counter());
-        let mut builder = self.writer(non_blocking);
-        builder.worker = Some((guard, counter));
-        builder
+    /// How the first output writes: [`WriteMode::Block`] (the default for
+    /// stdout: a background thread writes batches, logging waits when the
+    /// buffer is full, nothing is lost), [`WriteMode::Drop`] (never waits;
+    /// dropped lines are counted and reported) or [`WriteMode::Direct`] (each
+    /// line written by the logging thread).
+    ///
+    /// ```
+    /// use tracing_correlation::WriteMode;
+    ///
+    /// let (dispatch, guard) = tracing_correlation::builder()
+    ///     .write_mode(WriteMode::Drop)
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// # drop((dispatch, guard));
+    /// ```
+    pub fn write_mode(mut self, mode: WriteMode) -> Self {
+        self.first = self.first.mode(mode);
+        self
     }
 
-    /// Chooses JSON or human-readable output. Unset, `LOG_FORMAT`
-    /// (`json` or `pretty`) decides, and JSON is the default.
+    /// Replaces the first output (stdout by default) with `output`: a file,
+    /// stderr, any `io::Write`. Choices already made on the builder
+    /// ([`Builder::filter`], [`Builder::format`]…) carry over where `output`
+    /// makes none.
+    ///
+    /// ```
+    /// use tracing_correlation::{Output, WriteMode};
+    ///
+    /// let (dispatch, _guard) = tracing_correlation::builder()
+    ///     .filter("debug")
+    ///     .default_output(Output::writer(std::io::sink()).mode(WriteMode::Drop))
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// # drop(dispatch);
+    /// ```
+    pub fn default_output(mut self, output: Output) -> Self {
+        self.first = self.first.replaced_by(output);
+        self
+    }
+
+    /// Adds another output (a file, stderr, any writer) with its own format,
+    /// filter and write mode. The first output (stdout unless
+    /// [`Builder::writer`] says otherwise) is always there.
+    ///
+    /// ```
+    /// use tracing_correlation::{Output, OutputFormat};
+    ///
+    /// let (dispatch, _guard) = tracing_correlation::builder()
+    ///     .output(Output::stderr().format(OutputFormat::Pretty).filter("warn"))
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// # drop(dispatch);
+    /// ```
+    pub fn output(mut self, output: Output) -> Self {
+        self.more.push(output);
+        self
+    }
+
+    /// Adds any `tracing_subscriber` layer (Sentry, tokio-console, metrics…),
+    /// with or without a per-layer filter of its own. It runs after the
+    /// correlation layer, so inside it `TraceIds::current()` and
+    /// `opentelemetry::Context::current()` see the ids the lines carry.
+    /// A layer without a per-layer filter sees every span and event (and
+    /// makes every callsite enabled): give it a filter to keep disabled
+    /// events free.
+    ///
+    /// ```
+    /// use tracing_subscriber::{filter::LevelFilter, Layer};
+    ///
+    /// let (dispatch, _guard) = tracing_correlation::builder()
+    ///     .with_layer(tracing_subscriber::fmt::layer().with_filter(LevelFilter::ERROR))
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// # drop(dispatch);
+    /// ```
+    pub fn with_layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<Registry> + Send + Sync + 'static,
+    {
+        self.layers.push(Box::new(layer));
+        self
+    }
+
+    /// Chooses JSON or human-readable lines for the first output. Unset,
+    /// `LOG_FORMAT` (`json` or `pretty`) decides, and JSON is the default.
+    ///
+    /// ```
+    /// use tracing_correlation::OutputFormat;
+    ///
+    /// let (dispatch, _guard) = tracing_correlation::builder()
+    ///     .format(OutputFormat::Pretty)
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// # drop(dispatch);
+    /// ```
     pub fn format(mut self, format: OutputFormat) -> Self {
-        self.format = Some(format);
+        self.first = self.first.format(format);
         self
     }
 
-    /// Sets the JSON format's options (keys, field placement, span list…).
+    /// Sets the first output's JSON options (keys, field placement, span
+    /// list…).
+    ///
+    /// ```
+    /// use tracing_correlation::{JsonFormat, TraceKeys};
+    ///
+    /// let (dispatch, _guard) = tracing_correlation::builder()
+    ///     .json(JsonFormat::new().with_trace_keys(TraceKeys::datadog()))
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// # drop(dispatch);
+    /// ```
     pub fn json(mut self, json: JsonFormat) -> Self {
-        self.json = json;
+        self.first = self.first.json(json);
         self
     }
 
-    /// Uses these filter directives (`RUST_LOG` syntax) instead of
-    /// `RUST_LOG`.
+    /// Which lines the first output writes (`RUST_LOG` syntax), instead of
+    /// `RUST_LOG`. It decides lines only: spans exist as
+    /// [`Builder::span_filter`] says, so at `warn` a warning inside an
+    /// `info` span still carries that span's ids.
+    ///
+    /// ```
+    /// let (dispatch, _guard) = tracing_correlation::builder()
+    ///     .filter("warn,my_crate=debug")
+    ///     .build()
+    ///     .expect("valid directives");
+    /// # drop(dispatch);
+    /// ```
     pub fn filter(mut self, directives: impl Into<String>) -> Self {
-        self.filter = Some(directives.into());
+        self.first = self.first.filter(directives);
+        self
+    }
+
+    /// Which spans exist (`RUST_LOG` syntax), instead of `RUST_LOG_SPANS`;
+    /// `info` when neither is set. A span that exists gets ids, is entered
+    /// into the OpenTelemetry context, is propagated by the middleware and
+    /// exported; a span no output's line filter enables is never written,
+    /// but the lines inside it carry its ids. Spans any output's line filter
+    /// enables exist too.
+    ///
+    /// ```
+    /// let (dispatch, _guard) = tracing_correlation::builder()
+    ///     .filter("warn")
+    ///     .span_filter("info,hyper=off")
+    ///     .build()
+    ///     .expect("valid directives");
+    /// # drop(dispatch);
+    /// ```
+    pub fn span_filter(mut self, directives: impl Into<String>) -> Self {
+        self.span_filter = Some(directives.into());
         self
     }
 
     /// Whether to install the panic hook (on by default): a panic is logged
-    /// as an `ERROR` event carrying the panicking thread's trace ids, then the
-    /// previous hook runs.
+    /// as an `ERROR` event carrying the panicking thread's trace ids, every
+    /// output is flushed (at most one second), then the previous hook runs —
+    /// so a `panic = "abort"` binary keeps the panic line and every line
+    /// before it.
+    ///
+    /// ```
+    /// let (dispatch, _guard) = tracing_correlation::builder()
+    ///     .panic_hook(false)
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// # drop(dispatch);
+    /// ```
     pub fn panic_hook(mut self, on: bool) -> Self {
         self.panic_hook = on;
         self
@@ -213,6 +350,15 @@ where
     /// attached on the thread calling `try_init` for the rest of its life, so
     /// spans created there are children of the parent's span. Other threads
     /// start their own traces unless given a context.
+    ///
+    /// ```
+    /// // A long-running daemon: its lines are not part of whoever started it.
+    /// let (dispatch, _guard) = tracing_correlation::builder()
+    ///     .continue_trace_from_env(false)
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// # drop(dispatch);
+    /// ```
     pub fn continue_trace_from_env(mut self, on: bool) -> Self {
         self.continue_env_trace = on;
         self
@@ -221,6 +367,14 @@ where
     /// Whether to install the strict W3C trace-context and baggage
     /// propagators as OpenTelemetry's global propagator (on by default),
     /// honouring `OTEL_PROPAGATORS` (`tracecontext`, `baggage`, `none`).
+    ///
+    /// ```
+    /// let (dispatch, _guard) = tracing_correlation::builder()
+    ///     .propagators(false)
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// # drop(dispatch);
+    /// ```
     pub fn propagators(mut self, on: bool) -> Self {
         self.propagators = on;
         self
@@ -229,6 +383,17 @@ where
     /// Exports spans through this tracer provider: ids then come from the
     /// OpenTelemetry SDK, and the ids on each line equal the exported span's.
     /// The guard shuts the provider down (flushing spans) on drop.
+    ///
+    /// ```
+    /// use tracing_correlation::opentelemetry_sdk::trace::SdkTracerProvider;
+    ///
+    /// let provider = SdkTracerProvider::builder().build();
+    /// let (dispatch, _guard) = tracing_correlation::builder()
+    ///     .tracer_provider(provider)
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// # drop(dispatch);
+    /// ```
     pub fn tracer_provider(mut self, provider: SdkTracerProvider) -> Self {
         self.tracer_provider = Some(provider);
         self
@@ -262,9 +427,18 @@ where
     }
 
     /// Whether each event inside a span is also recorded as an OpenTelemetry
-    /// span event (off by default). Logs already carry the events, joined by
-    /// their ids; copying each into its span costs about a microsecond per
-    /// event and grows every exported span.
+    /// span event (off by default; the first output's line filter decides
+    /// which). Logs already carry the events, joined by their ids; copying
+    /// each into its span costs about a microsecond per event and grows every
+    /// exported span.
+    ///
+    /// ```
+    /// let (dispatch, _guard) = tracing_correlation::builder()
+    ///     .otel_span_events(true)
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// # drop(dispatch);
+    /// ```
     pub fn otel_span_events(mut self, on: bool) -> Self {
         self.otel_span_events = on;
         self
@@ -272,7 +446,7 @@ where
 
     /// Whether to install the [`LogBridge`](crate::LogBridge) as the `log`
     /// logger (on by default), so records of the `log` crate become events
-    /// with the same ids, and `log::max_level` follows the filter. Turn it
+    /// with the same ids, and `log::max_level` follows the filters. Turn it
     /// off to keep another `log` logger (wrap that one in a
     /// [`CorrelatedLogger`](crate::CorrelatedLogger) to add the ids).
     ///
@@ -284,8 +458,20 @@ where
         self
     }
 
-    /// The longest the guard waits on drop for spans to be exported (5 s by
-    /// default).
+    /// The longest the guard waits on drop (5 s by default): first for spans
+    /// to be exported, then, with what is left, for every output to write
+    /// what it accepted. Lines still unwritten then are counted as lost and
+    /// reported on stderr.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (dispatch, _guard) = tracing_correlation::builder()
+    ///     .shutdown_timeout(Duration::from_secs(2))
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// # drop(dispatch);
+    /// ```
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
@@ -297,11 +483,19 @@ where
     ///
     /// [`InitError::AlreadyInitialized`] if a global subscriber is already
     /// set; [`InitError::InvalidFilter`] if the directives given to
-    /// [`Builder::filter`] do not parse; [`InitError::LogLoggerAlreadySet`]
-    /// if the log bridge is on and another `log` logger is installed. Nothing
-    /// is installed on error. (One race remains: if another thread installs a
-    /// global `tracing` subscriber while this call runs, the bridge stays
-    /// installed and forwards into that subscriber.)
+    /// [`Builder::filter`], [`Output::filter`] or [`Builder::span_filter`]
+    /// do not parse; [`InitError::LogLoggerAlreadySet`] if the log bridge is
+    /// on and another `log` logger is installed. Nothing is installed on
+    /// error. (One race remains: if another thread installs a global
+    /// `tracing` subscriber while this call runs, the bridge stays installed
+    /// and forwards into that subscriber.)
+    ///
+    /// ```no_run
+    /// match tracing_correlation::builder().filter("info").try_init() {
+    ///     Ok(guard) => std::mem::forget(guard), // keep it for the whole program
+    ///     Err(error) => eprintln!("logging not set up: {error}"),
+    /// }
+    /// ```
     pub fn try_init(self) -> Result<LoggingGuard, InitError> {
         let (propagators, panic_hook, continue_env_trace, log_bridge) = (
             self.propagators,
@@ -309,6 +503,11 @@ where
             self.continue_env_trace,
             self.log_bridge,
         );
+        // Checked before building: building starts writer threads and may
+        // start an exporter.
+        if tracing::dispatcher::has_been_set() {
+            return Err(InitError::AlreadyInitialized);
+        }
         let (dispatch, guard) = self.build()?;
         // The `log` logger cannot be uninstalled, so check the subscriber
         // slot first and fill the logger slot before it: on any error,
@@ -343,8 +542,10 @@ where
     ///
     /// # Errors
     ///
-    /// [`InitError::InvalidFilter`] if the directives given to
-    /// [`Builder::filter`] do not parse.
+    /// [`InitError::InvalidFilter`] if directives given to the builder do
+    /// not parse. (Invalid directives in `RUST_LOG` or `RUST_LOG_SPANS` are
+    /// reported on stderr and skipped, so a typo there never stops a
+    /// service.)
     ///
     /// ```
     /// let (dispatch, _guard) = tracing_correlation::builder()
@@ -355,65 +556,107 @@ where
     /// tracing::dispatcher::with_default(&dispatch, || tracing::debug!("scoped"));
     /// ```
     pub fn build(mut self) -> Result<(tracing::Dispatch, LoggingGuard), InitError> {
-        let filter = if let Some(directives) = &self.filter {
-            EnvFilter::builder()
-                .parse(directives)
-                .map_err(|source| InitError::InvalidFilter {
-                    directives: directives.clone(),
-                    source,
-                })?
-        } else {
-            let from_env = non_empty_env("RUST_LOG");
-            EnvFilter::builder().parse_lossy(from_env.as_deref().unwrap_or("info"))
-        };
-        let format = self.format.unwrap_or_else(format_from_env);
+        let env_lines = non_empty_env("RUST_LOG");
+        let spans = Swappable::new(match self.span_filter.take() {
+            Some(directives) => filter::parse(&directives)?,
+            None => lossy_filter(
+                SPANS_ENV,
+                non_empty_env(SPANS_ENV).as_deref(),
+                DEFAULT_SPANS,
+            ),
+        });
+        let env_format = format_from_env();
         let tracer_provider = self.take_tracer_provider();
 
-        let otel_layer = tracer_provider.as_ref().map(|provider| {
+        let outputs: Vec<Output> = std::iter::once(self.first).chain(self.more).collect();
+        let mut line_filters = Vec::with_capacity(outputs.len());
+        for output in &outputs {
+            line_filters.push(Swappable::new(match &output.filter {
+                Some(directives) => filter::parse(directives)?,
+                None => lossy_filter("RUST_LOG", env_lines.as_deref(), "info"),
+            }));
+        }
+        let span_set = SpanSet::new(spans.clone(), line_filters.clone());
+
+        let mut layers: Vec<BoxedLayer> = Vec::with_capacity(outputs.len() + 2);
+        if let Some(provider) = &tracer_provider {
             let tracer = provider.tracer("tracing-correlation");
-            let layer = tracing_opentelemetry::layer().with_tracer(tracer);
-            if self.otel_span_events {
-                layer.boxed()
-            } else {
-                layer.with_filter(spans_only()).boxed()
-            }
-        });
+            let events = self.otel_span_events.then(|| line_filters[0].clone());
+            let filter = match events {
+                Some(events) => SplitFilter::new(span_set.clone(), events),
+                None => SplitFilter::spans_only(span_set.clone()),
+            };
+            layers.push(
+                tracing_opentelemetry::layer()
+                    .with_tracer(tracer)
+                    .with_filter(filter)
+                    .boxed(),
+            );
+        }
         let correlation = if tracer_provider.is_some() {
             CorrelationLayer::with_opentelemetry()
         } else {
             CorrelationLayer::new()
         };
-        let fmt_layer = match format {
-            OutputFormat::Json => tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .fmt_fields(SpanFieldsFromCorrelationLayer)
-                .event_format(self.json)
-                .with_writer(ReentrancyLimited(self.writer))
+        layers.push(
+            correlation
+                .with_filter(SplitFilter::spans_only(span_set.clone()))
                 .boxed(),
-            OutputFormat::Pretty => tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .fmt_fields(SpanFieldsFromCorrelationLayer)
-                .event_format(PrettyFormat::new())
-                .with_writer(ReentrancyLimited(self.writer))
-                .boxed(),
-        };
+        );
+        let mut gate = Some(LogRecordGate::new(
+            line_filters.clone(),
+            !self.layers.is_empty() || self.otel_span_events,
+        ));
+        let mut sinks = Vec::with_capacity(outputs.len());
+        for (output, lines) in outputs.into_iter().zip(&line_filters) {
+            let format = output.format.unwrap_or(env_format);
+            let mode = output.write_mode();
+            let filter = SplitFilter::new(span_set.clone(), lines.clone());
+            let sink = LineSink::new(output.target, mode, output.capacity);
+            sinks.push(sink.clone());
+            let layer = match format {
+                OutputFormat::Json => {
+                    OutputLayer::new(output.json.unwrap_or_default(), sink, gate.take())
+                        .with_filter(filter)
+                        .boxed()
+                }
+                OutputFormat::Pretty => OutputLayer::new(PrettyFormat::new(), sink, gate.take())
+                    .with_filter(filter)
+                    .boxed(),
+            };
+            layers.push(layer);
+        }
+        if let Some(span_layer) = self.span_layer.take() {
+            layers.push(
+                span_layer
+                    .with_filter(SplitFilter::spans_only(span_set.clone()))
+                    .boxed(),
+            );
+        }
+        layers.append(&mut self.layers);
 
-        let subscriber = tracing_subscriber::registry()
-            .with(filter)
-            .with(otel_layer)
-            .with(correlation)
-            .with(fmt_layer);
-        let (worker, dropped) = match self.worker {
-            Some((guard, counter)) => (Some(guard), counter),
-            None => (None, None),
-        };
+        let subscriber = tracing_subscriber::registry().with(layers);
         let guard = LoggingGuard {
             provider: tracer_provider,
-            worker,
-            dropped,
+            sinks,
+            filters: FilterHandle::new(spans, line_filters),
             shutdown_timeout: self.shutdown_timeout,
         };
         Ok((tracing::Dispatch::new(subscriber), guard))
+    }
+
+    /// What a test capture wants where the caller chose nothing: every
+    /// line and span, nothing process-wide; `spans` sees the spans that
+    /// exist.
+    pub(crate) fn capture_defaults(mut self, spans: BoxedLayer) -> Self {
+        self.span_layer = Some(spans);
+        if self.first.filter.is_none() {
+            self.first = self.first.filter("trace");
+        }
+        if self.span_filter.is_none() {
+            self.span_filter = Some("trace".to_owned());
+        }
+        self
     }
 
     /// The explicit provider, else the one export configuration asks for.
@@ -428,14 +671,50 @@ where
     ///
     /// # Panics
     ///
-    /// If a global `tracing` subscriber is already installed, or the filter
-    /// given to [`Builder::filter`] is invalid.
+    /// If a global `tracing` subscriber is already installed, another `log`
+    /// logger is, or a filter given to the builder is invalid.
+    ///
+    /// ```no_run
+    /// let _guard = tracing_correlation::builder().filter("info").init();
+    /// ```
     pub fn init(self) -> LoggingGuard {
         match self.try_init() {
             Ok(guard) => guard,
             Err(error) => panic!("tracing-correlation: {error}"),
         }
     }
+}
+
+/// A filter from directives read from the environment: invalid ones are
+/// reported (never printed by `EnvFilter` itself, whose `eprintln!` would
+/// panic on a closed stderr) and skipped; none valid means `default`.
+fn lossy_filter(variable: &str, directives: Option<&str>, default: &str) -> Directives {
+    let mut valid = String::new();
+    for directive in directives.unwrap_or(default).split(',') {
+        let directive = directive.trim();
+        if directive.is_empty() {
+            continue;
+        }
+        match directive.parse::<Directive>() {
+            Ok(_) => {
+                if !valid.is_empty() {
+                    valid.push(',');
+                }
+                valid.push_str(directive);
+            }
+            Err(error) => crate::diagnostics::report!(
+                "{variable}: ignoring the invalid directive {directive:?}: {error}"
+            ),
+        }
+    }
+    if valid.is_empty() {
+        valid.push_str(default);
+    }
+    // Each directive parsed on its own; together they still may not (two
+    // conflicting span filters, say): then the default.
+    filter::parse(&valid)
+        .or_else(|_| filter::parse(default))
+        .unwrap_or_else(|_| filter::Directives::nothing())
 }
 
 /// Installs the strict W3C propagators chosen by `OTEL_PROPAGATORS` as
@@ -483,29 +762,6 @@ fn format_from_env() -> OutputFormat {
     }
 }
 
-/// The fmt layer formats each span's fields for its own use; ours come from
-/// the correlation layer, so that work is skipped.
-#[derive(Debug, Clone, Copy, Default)]
-struct SpanFieldsFromCorrelationLayer;
-
-impl<'w> FormatFields<'w> for SpanFieldsFromCorrelationLayer {
-    fn format_fields<R: tracing_subscriber::field::RecordFields>(
-        &self,
-        _writer: Writer<'w>,
-        _fields: R,
-    ) -> std::fmt::Result {
-        Ok(())
-    }
-
-    fn add_fields(
-        &self,
-        _current: &'w mut tracing_subscriber::fmt::FormattedFields<Self>,
-        _fields: &tracing_core::span::Record<'_>,
-    ) -> std::fmt::Result {
-        Ok(())
-    }
-}
-
 /// Why setup failed, and what to do about it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -516,14 +772,9 @@ pub enum InitError {
          at the start of main, or add CorrelationLayer and JsonFormat to your own subscriber"
     )]
     AlreadyInitialized,
-    /// The filter directives did not parse.
-    #[error("invalid log filter {directives:?}: {source}; use RUST_LOG syntax such as `info,my_crate=debug`")]
-    InvalidFilter {
-        /// The directives as given.
-        directives: String,
-        /// The parser's complaint.
-        source: ParseError,
-    },
+    /// Filter directives given to the builder did not parse.
+    #[error(transparent)]
+    InvalidFilter(#[from] FilterError),
     /// Another `log` logger (env_logger, log4rs…) was already installed, so
     /// the log bridge could not be; nothing was installed.
     #[error(
@@ -538,49 +789,163 @@ pub enum InitError {
 /// end of `main`.
 ///
 /// On drop it shuts the tracer provider down (waiting at most the
-/// [shutdown timeout](Builder::shutdown_timeout)), then lets a non-blocking
-/// writer drain (at most one second), then reports on stderr how many lines a
-/// lossy writer dropped, if any.
+/// [shutdown timeout](Builder::shutdown_timeout)), then has every output
+/// write what it accepted, within what is left of that timeout, and reports
+/// on stderr how many lines were dropped or lost, if any. Lines logged after
+/// the drop (by other threads still running) are written directly.
+///
+/// What survives how a program ends:
+///
+/// * return from `main`, or [`LoggingGuard::shutdown`]: every line, unless
+///   the output is stalled past the shutdown timeout; the exact number not
+///   written is reported;
+/// * `std::process::exit`: destructors do not run, so lines still queued in
+///   a background output are lost — call [`LoggingGuard::flush`] first;
+/// * a panic (with the panic hook, on by default), including with
+///   `panic = "abort"`: the panic line and every line before it are flushed
+///   (at most one second) before the previous hook runs;
+/// * SIGTERM / SIGINT: the default action kills the process without
+///   running destructors; install a handler that returns from `main` (or
+///   calls `flush`) to keep queued lines;
+/// * SIGKILL, or an abort outside a panic: lines still queued in a
+///   background output are lost; [`WriteMode::Direct`] loses none that were
+///   logged before it.
 #[must_use = "dropping the guard at once flushes and stops export; bind it: `let _guard = …`"]
 #[derive(Debug)]
 pub struct LoggingGuard {
     provider: Option<SdkTracerProvider>,
-    worker: Option<WorkerGuard>,
-    dropped: Option<ErrorCounter>,
+    sinks: Vec<LineSink>,
+    filters: FilterHandle,
     shutdown_timeout: Duration,
 }
 
-impl LoggingGuard {
-    /// How many lines a lossy non-blocking writer has dropped so far (always
-    /// 0 otherwise).
+/// What the outputs did, from [`LoggingGuard::shutdown`] or
+/// [`LoggingGuard::report`]: one [`OutputReport`] per output, in the order
+/// they were added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Each output's counts.
+    pub outputs: Vec<OutputReport>,
+}
+
+impl ShutdownReport {
+    /// Lines refused because an output's buffer was full
+    /// ([`WriteMode::Drop`]) or because a writer logged while writing.
     #[must_use]
-    pub fn dropped_lines(&self) -> usize {
-        self.dropped.as_ref().map_or(0, ErrorCounter::dropped_lines)
+    pub fn dropped(&self) -> u64 {
+        self.outputs.iter().map(|o| o.dropped).sum()
+    }
+
+    /// Lines accepted but never written (a failing target, or a shutdown
+    /// timeout).
+    #[must_use]
+    pub fn lost(&self) -> u64 {
+        self.outputs.iter().map(|o| o.lost).sum()
+    }
+}
+
+impl LoggingGuard {
+    /// How many lines the outputs have dropped so far (full buffer in
+    /// [`WriteMode::Drop`], or a writer that logged).
+    ///
+    /// ```
+    /// let (dispatch, guard) = tracing_correlation::builder()
+    ///     .writer(std::io::sink)
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// tracing::dispatcher::with_default(&dispatch, || tracing::info!("kept"));
+    /// assert_eq!(guard.dropped_lines(), 0);
+    /// ```
+    #[must_use]
+    pub fn dropped_lines(&self) -> u64 {
+        self.report().dropped()
+    }
+
+    /// Each output's counts so far.
+    ///
+    /// ```
+    /// let (dispatch, guard) = tracing_correlation::builder()
+    ///     .writer(std::io::sink)
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// tracing::dispatcher::with_default(&dispatch, || tracing::info!("one line"));
+    /// assert_eq!(guard.report().outputs[0].written, 1);
+    /// ```
+    #[must_use]
+    pub fn report(&self) -> ShutdownReport {
+        ShutdownReport {
+            outputs: self.sinks.iter().map(LineSink::report).collect(),
+        }
+    }
+
+    /// Waits until every line logged before the call is written, at most
+    /// the shutdown timeout; `true` when all were. For programs that leave
+    /// through `std::process::exit`, which runs no destructor.
+    ///
+    /// ```no_run
+    /// let guard = tracing_correlation::init_json_logging().expect("first init");
+    /// tracing::error!("fatal: configuration missing");
+    /// guard.flush();
+    /// std::process::exit(2);
+    /// ```
+    pub fn flush(&self) -> bool {
+        let deadline = Instant::now() + self.shutdown_timeout;
+        self.sinks
+            .iter()
+            .all(|sink| sink.flush(deadline.saturating_duration_since(Instant::now())))
+    }
+
+    /// A handle that changes the filters while the program runs.
+    ///
+    /// ```
+    /// let (dispatch, guard) = tracing_correlation::builder()
+    ///     .writer(std::io::sink)
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// guard.filter_handle().reload("debug").expect("valid directives");
+    /// # drop(dispatch);
+    /// ```
+    #[must_use]
+    pub fn filter_handle(&self) -> FilterHandle {
+        self.filters.clone()
+    }
+
+    /// Shuts down as dropping the guard does, and says what happened, so a
+    /// program can act on lost lines (exit with an error code, say).
+    ///
+    /// ```no_run
+    /// let guard = tracing_correlation::init_json_logging().expect("first init");
+    /// tracing::info!("work done");
+    /// let report = guard.shutdown();
+    /// if report.lost() > 0 {
+    ///     std::process::exit(1);
+    /// }
+    /// ```
+    pub fn shutdown(mut self) -> ShutdownReport {
+        self.shutdown_all()
+    }
+
+    fn shutdown_all(&mut self) -> ShutdownReport {
+        let deadline = Instant::now() + self.shutdown_timeout;
+        if let Some(provider) = self.provider.take() {
+            shutdown_provider(&provider, self.shutdown_timeout);
+        }
+        let outputs = self
+            .sinks
+            .iter()
+            .map(|sink| sink.shutdown(deadline.saturating_duration_since(Instant::now())))
+            .collect();
+        self.sinks.clear();
+        ShutdownReport { outputs }
     }
 }
 
 impl Drop for LoggingGuard {
     fn drop(&mut self) {
-        if let Some(provider) = self.provider.take() {
-            shutdown_provider(&provider, self.shutdown_timeout);
+        if self.provider.is_some() || !self.sinks.is_empty() {
+            self.shutdown_all();
         }
-        drop(self.worker.take());
-        let dropped = self.dropped_lines();
-        if dropped > 0 {
-            crate::diagnostics::report!(
-                "the non-blocking writer dropped {dropped} log lines because its buffer was full"
-            );
-        }
-        let _ = io::Write::flush(&mut io::stdout());
     }
-}
-
-/// A per-layer filter letting spans, not events, reach the OpenTelemetry layer.
-fn spans_only() -> tracing_subscriber::filter::FilterFn<impl Fn(&tracing_core::Metadata<'_>) -> bool>
-{
-    // A closure, not `Metadata::is_span`: the filter needs a higher-ranked `Fn`.
-    #[allow(clippy::redundant_closure_for_method_calls)]
-    filter_fn(|meta| meta.is_span())
 }
 
 /// The exporting provider the configuration (or the environment) asks for;

@@ -120,8 +120,10 @@ pub(crate) struct SpanData {
     ids: OnceLock<TraceIds>,
     /// Stand-alone: the context attached while the span is entered.
     context: Option<Context>,
-    /// OpenTelemetry: the span id current when this span was created; if the
-    /// context is still on it at enter, the SDK did not activate this span.
+    /// The parent's span id (a local span's or a remote caller's),
+    /// `INVALID` for a root. OpenTelemetry mode: the span id current when
+    /// this span was created; if the context is still on it at enter, the
+    /// SDK did not activate this span.
     parent_span_id: SpanId,
     pub(crate) fields: SpanFields,
 }
@@ -130,6 +132,11 @@ impl SpanData {
     /// The span's ids, once known.
     pub(crate) fn ids(&self) -> Option<TraceIds> {
         self.ids.get().copied()
+    }
+
+    /// The parent's span id, `None` for a root.
+    pub(crate) fn parent_span_id(&self) -> Option<SpanId> {
+        (self.parent_span_id != SpanId::INVALID).then_some(self.parent_span_id)
     }
 }
 
@@ -170,7 +177,7 @@ thread_local! {
 
 impl CorrelationLayer {
     /// Chooses the parent context and ids of a new span (stand-alone mode).
-    fn mint<S>(attrs: &Attributes<'_>, ctx: &layer::Context<'_, S>) -> (Context, TraceIds)
+    fn mint<S>(attrs: &Attributes<'_>, ctx: &layer::Context<'_, S>) -> (Context, TraceIds, SpanId)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
@@ -202,7 +209,11 @@ impl CorrelationLayer {
                 span_id,
                 span_context.trace_flags(),
             );
-            (parent.with_remote_span_context(span_context), ids)
+            (
+                parent.with_remote_span_context(span_context),
+                ids,
+                parent_context.span_id(),
+            )
         };
         if let Some(parent) = attrs.parent() {
             let parent = ctx.span(parent).and_then(|span| {
@@ -235,11 +246,11 @@ where
         let fields = SpanFields::new(attrs);
         let data = match self.source {
             IdSource::Mint => {
-                let (context, ids) = Self::mint(attrs, &ctx);
+                let (context, ids, parent_span_id) = Self::mint(attrs, &ctx);
                 SpanData {
                     ids: OnceLock::from(ids),
                     context: Some(context),
-                    parent_span_id: SpanId::INVALID,
+                    parent_span_id,
                     fields,
                 }
             }

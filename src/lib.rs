@@ -23,11 +23,17 @@
 //! # Versions
 //!
 //! This crate pins one compatible set of OpenTelemetry crates and re-exports
-//! them: [`opentelemetry`] 0.33, [`opentelemetry_sdk`] 0.33 and
-//! [`tracing_opentelemetry`] 0.34. Use these re-exports rather than your own
-//! dependencies: with mismatched versions, lookups between the crates find
-//! nothing and lines silently lose their ids.
+//! them: [`opentelemetry`](https://docs.rs/opentelemetry/0.33) 0.33,
+//! [`opentelemetry_sdk`](https://docs.rs/opentelemetry_sdk/0.33) 0.33 and
+//! [`tracing_opentelemetry`](https://docs.rs/tracing-opentelemetry/0.34) 0.34.
+//! Use these re-exports rather than your own dependencies: with mismatched
+//! versions, lookups between the crates find nothing and lines silently lose
+//! their ids.
 #![doc(test(attr(deny(warnings))))]
+// docs.rs (nightly, `--cfg docsrs`): each item behind a cargo feature says
+// which one. `doc_cfg` also shows the features of `#[cfg]` items without an
+// explicit `doc(cfg)`, since `doc_auto_cfg` was folded into it.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod context;
 mod diagnostics;
@@ -38,11 +44,15 @@ mod layer;
 mod log_bridge;
 #[cfg(feature = "otlp")]
 mod otlp;
+mod output;
 mod panic_hook;
 mod propagation;
+#[cfg(feature = "reqwest")]
+mod reqwest_ext;
+mod sink;
+pub mod testing;
 #[cfg(feature = "tower")]
 mod tower;
-mod writer;
 
 pub use context::{
     bind, new_root, CapturedContext, Carried, EnteredContext, FutureContextExt, InContext, NewRoot,
@@ -53,16 +63,17 @@ pub use format::pretty::PrettyFormat;
 pub use format::profile::{KeyConflict, Profile};
 pub use format::time::Rfc3339Micros;
 pub use ids::{Hex, TraceIds};
-pub use init::{
-    builder, init_json_logging, Builder, InitError, LoggingGuard, NonBlockingMode, OutputFormat,
-};
+pub use init::{builder, init_json_logging, Builder, InitError, LoggingGuard, ShutdownReport};
 pub use layer::CorrelationLayer;
 pub use log_bridge::{CorrelatedLogger, LogBridge};
 #[cfg(feature = "otlp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
 pub use otlp::{
     build_tracer_provider, shutdown_with_timeout, ConfigWarning, ExportConfig, ExportMode,
     OtlpError, OtlpProtocol, SamplerConfig,
 };
+pub use output::filter::{FilterError, FilterHandle, SPANS_ENV};
+pub use output::{Output, OutputFormat, DEFAULT_CAPACITY};
 pub use propagation::{
     context_from_env, context_from_env_with, extract_context, extract_context_with,
     format_traceparent, inject_context, inject_context_with, inject_current_context,
@@ -70,7 +81,12 @@ pub use propagation::{
     propagator_from_env, propagator_from_env_with, Carrier, TextMapCarrier, TraceparentError,
     TracestateError, W3cBaggagePropagator, W3cPropagator, W3cTraceContextPropagator,
 };
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub use reqwest_ext::RequestBuilderExt;
+pub use sink::{OutputReport, WriteMode};
 #[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use tower::{
     DefaultClientSpan, DefaultServerSpan, HttpClientLayer, HttpClientService, HttpResponseFuture,
     HttpServerLayer, HttpServerService, MakeRequestSpan, TrustIncoming,
@@ -78,4 +94,12 @@ pub use tower::{
 
 pub use opentelemetry;
 pub use opentelemetry_sdk;
+/// Rotating files for [`Output::file`], from `tracing-appender`.
+pub use tracing_appender::rolling;
 pub use tracing_opentelemetry;
+
+/// What the crate's macros expand to; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use tracing;
+}

@@ -11,6 +11,9 @@ thread_local! {
     static IN_HOOK: Cell<bool> = const { Cell::new(false) };
 }
 
+/// The longest a panic waits for the outputs to write what they hold.
+const FLUSH_BOUND: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Installs the hook, chaining to whatever hook was installed before.
 pub(crate) fn install() {
     let previous = std::panic::take_hook();
@@ -18,6 +21,9 @@ pub(crate) fn install() {
         let reentered = IN_HOOK.try_with(|flag| flag.replace(true)).unwrap_or(true);
         if !reentered {
             log_panic(info);
+            // With `panic = "abort"` the process ends right after the hooks:
+            // the panic line and the lines queued before it are written now.
+            crate::sink::flush_all(FLUSH_BOUND);
             let _ = IN_HOOK.try_with(|flag| flag.set(false));
         }
         previous(info);

@@ -14,7 +14,9 @@ use opentelemetry::baggage::BaggageExt;
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use opentelemetry::{Context, KeyValue};
 use support::{ids_of, Harness, Mode, MODES};
-use tracing_correlation::{bind, new_root, CapturedContext, FutureContextExt as _, TraceIds};
+use tracing_correlation::{
+    bind, new_root, root_span, CapturedContext, FutureContextExt as _, TraceIds,
+};
 
 fn on_thread<R>(f: impl FnOnce() -> R + Send + 'static) -> Finish
 where
@@ -443,5 +445,109 @@ fn a_disabled_parent_none_span_lets_the_ambient_trace_show_through() {
             let inside = job.in_scope(|| (TraceIds::current(), tenant()));
             assert_eq!(inside, (request, Some("acme".to_owned())), "{mode:?}");
         });
+    }
+}
+
+#[test]
+fn new_root_link_to_ambient_writes_the_ambient_ids_as_link_fields_on_its_lines() {
+    for mode in MODES {
+        let h = Harness::new(mode);
+        let (job, request) = h.run(|| {
+            let _request = tracing::info_span!("request").entered();
+            let request = TraceIds::current().unwrap();
+            let job = new_root(root_span!(tracing::Level::INFO, "job", attempt = 2))
+                .link_to_ambient()
+                .run(|| {
+                    tracing::info!("in job");
+                    TraceIds::current().unwrap()
+                });
+            (job, request)
+        });
+        assert_ne!(job.trace_id(), request.trace_id(), "{mode:?}: a new trace");
+        let line = line_with(&h.lines(), "in job").clone();
+        assert_eq!(line["trace_id"].as_str(), Some(&*job.trace_id_hex()));
+        assert_eq!(line["span_id"].as_str(), Some(&*job.span_id_hex()));
+        assert_eq!(
+            line["span"],
+            serde_json::json!({
+                "name": "job",
+                "attempt": 2,
+                "link.trace_id": request.trace_id_hex().as_str(),
+                "link.span_id": request.span_id_hex().as_str(),
+            }),
+            "{mode:?}"
+        );
+        if mode == Mode::Otel {
+            let exported = h.exported("job");
+            assert_eq!(exported.parent_span_id, SpanId::INVALID);
+            let attribute = |key: &str| {
+                exported
+                    .attributes
+                    .iter()
+                    .find(|kv| kv.key.as_str() == key)
+                    .map(|kv| kv.value.to_string())
+            };
+            assert_eq!(
+                attribute("link.trace_id"),
+                Some(request.trace_id_hex().to_string())
+            );
+            assert_eq!(
+                attribute("link.span_id"),
+                Some(request.span_id_hex().to_string())
+            );
+        }
+    }
+}
+
+#[test]
+fn new_root_links_to_an_attached_remote_parent_when_that_is_the_ambient_context() {
+    for mode in MODES {
+        let h = Harness::new(mode);
+        h.run(|| {
+            let _remote = remote_context().attach();
+            new_root(root_span!(tracing::Level::INFO, "job"))
+                .link_to_ambient()
+                .run(|| tracing::info!("in job"));
+        });
+        let line = line_with(&h.lines(), "in job").clone();
+        assert_eq!(
+            line["span"]["link.trace_id"].as_str(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736"),
+            "{mode:?}"
+        );
+        assert_eq!(
+            line["span"]["link.span_id"].as_str(),
+            Some("00f067aa0ba902b7")
+        );
+        assert_ne!(
+            line["trace_id"].as_str(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+    }
+}
+
+#[test]
+fn new_root_without_ambient_trace_or_without_link_records_no_link_fields() {
+    for mode in MODES {
+        let h = Harness::new(mode);
+        h.run(|| {
+            new_root(root_span!(tracing::Level::INFO, "lonely"))
+                .link_to_ambient()
+                .run(|| tracing::info!("no ambient"));
+            let _request = tracing::info_span!("request").entered();
+            new_root(root_span!(tracing::Level::INFO, "unlinked"))
+                .run(|| tracing::info!("not asked"));
+        });
+        let lines = h.lines();
+        assert_eq!(
+            line_with(&lines, "no ambient")["span"],
+            serde_json::json!({"name": "lonely"}),
+            "{mode:?}"
+        );
+        assert_eq!(
+            line_with(&lines, "not asked")["span"],
+            serde_json::json!({"name": "unlinked"}),
+            "{mode:?}"
+        );
     }
 }

@@ -16,7 +16,7 @@ use tokio::runtime::Runtime;
 use tokio::task::{JoinHandle, JoinSet, LocalSet};
 use tracing::Instrument as _;
 use tracing_correlation::context::tokio::{self as ctx_tokio, mpsc, JoinSetExt as _};
-use tracing_correlation::{new_root, FutureContextExt as _, TraceIds};
+use tracing_correlation::{new_root, root_span, FutureContextExt as _, TraceIds};
 
 fn runtime() -> Arc<Runtime> {
     Arc::new(
@@ -539,5 +539,94 @@ fn a_span_guard_held_across_await_leaks_into_other_tasks_and_in_context_does_not
         assert!(a_ids.is_some());
         assert_eq!(leaked, a_ids, "{mode:?}: b ran inside a's span");
         assert_eq!(clean, None, "{mode:?}");
+    }
+}
+
+/// What a job spawned as a new root saw and logged.
+fn assert_new_root_job(h: &Harness, job: Option<TraceIds>, request: TraceIds, message: &str) {
+    let mode = h.mode;
+    let job = job.expect("the job has ids");
+    assert_ne!(
+        job.trace_id(),
+        request.trace_id(),
+        "{mode:?}: a fresh trace"
+    );
+    let line = line_with(&h.lines(), message).clone();
+    assert_eq!(
+        line["trace_id"].as_str(),
+        Some(&*job.trace_id_hex()),
+        "{mode:?}"
+    );
+    assert_eq!(
+        line["span_id"].as_str(),
+        Some(&*job.span_id_hex()),
+        "{mode:?}"
+    );
+    assert_eq!(
+        line["span"]["link.trace_id"].as_str(),
+        Some(&*request.trace_id_hex()),
+        "{mode:?}"
+    );
+    assert_eq!(
+        line["span"]["link.span_id"].as_str(),
+        Some(&*request.span_id_hex()),
+        "{mode:?}"
+    );
+    if mode == Mode::Otel {
+        let exported = h.exported("job");
+        assert_eq!(
+            exported.parent_span_id,
+            opentelemetry::trace::SpanId::INVALID
+        );
+        assert_eq!(exported.span_context.span_id(), job.span_id());
+        let links: Vec<_> = exported
+            .links
+            .iter()
+            .map(|link| TraceIds::from_span_context(&link.span_context))
+            .collect();
+        assert_eq!(links, [Some(request)], "{mode:?}: one link, to the request");
+    }
+}
+
+#[test]
+fn new_root_spawn_runs_the_task_as_a_fresh_trace_linked_to_the_caller() {
+    let rt = runtime();
+    for mode in MODES {
+        let h = Harness::new(mode);
+        let (job, request) = h.run(|| {
+            let _rt = rt.enter();
+            let _request = tracing::info_span!("request").entered();
+            let request = TraceIds::current().unwrap();
+            let handle = new_root(root_span!(tracing::Level::INFO, "job"))
+                .link_to_ambient()
+                .spawn(async {
+                    tokio::task::yield_now().await;
+                    tracing::info!("job ran");
+                    TraceIds::current()
+                });
+            (rt.block_on(handle).expect("task"), request)
+        });
+        assert_new_root_job(&h, job, request, "job ran");
+    }
+}
+
+#[test]
+fn in_new_root_runs_a_future_as_a_fresh_trace_linked_to_the_caller() {
+    let rt = runtime();
+    for mode in MODES {
+        let h = Harness::new(mode);
+        let (job, request) = h.run(|| {
+            let _request = tracing::info_span!("request").entered();
+            let request = TraceIds::current().unwrap();
+            let future = async {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                tracing::info!("job ran");
+                TraceIds::current()
+            }
+            .in_new_root(new_root(root_span!(tracing::Level::INFO, "job")).link_to_ambient());
+            // Bare `tokio::spawn`: the wrapper alone carries the new root.
+            (rt.block_on(rt.spawn(future)).expect("task"), request)
+        });
+        assert_new_root_job(&h, job, request, "job ran");
     }
 }

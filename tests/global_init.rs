@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use support::{ids_of, parse_strict};
-use tracing_correlation::{InitError, NonBlockingMode, TraceIds};
+use tracing_correlation::{InitError, Output, TraceIds, WriteMode};
 
 /// A writer slower than the logging loop, so lines pile up in the buffer.
 struct SlowWriter(Arc<Mutex<Vec<u8>>>);
@@ -31,7 +31,11 @@ const LINES: usize = 3000;
 fn init_once_flush_on_drop_and_panics_logged_with_ids() {
     let written = Arc::new(Mutex::new(Vec::new()));
     let guard = tracing_correlation::builder()
-        .non_blocking(SlowWriter(written.clone()), NonBlockingMode::Lossless, 64)
+        .default_output(
+            Output::writer(SlowWriter(written.clone()))
+                .mode(WriteMode::Block)
+                .capacity(4096),
+        )
         .filter("info")
         .propagators(true)
         .try_init()

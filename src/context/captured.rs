@@ -12,9 +12,12 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::ids::TraceIds;
 
 /// The caller's view of "where am I": its `tracing` subscriber, its current
-/// [`Span`] and its current OpenTelemetry [`Context`] (so baggage and a remote
-/// parent attached *inside* the span travel too), captured now and entered
-/// later, on any thread, as often as needed.
+/// [`Span`][span] and its current OpenTelemetry [`Context`][context] (so
+/// baggage and a remote parent attached *inside* the span travel too),
+/// captured now and entered later, on any thread, as often as needed.
+///
+/// [span]: https://docs.rs/tracing/0.1/tracing/struct.Span.html
+/// [context]: https://docs.rs/opentelemetry/0.33/opentelemetry/struct.Context.html
 ///
 /// `tracing` keeps the current span per thread and OpenTelemetry keeps the
 /// current context per thread, so work that runs elsewhere — another thread,

@@ -8,6 +8,7 @@ use std::task::{Context as TaskContext, Poll};
 use pin_project_lite::pin_project;
 
 use super::captured::CapturedContext;
+use super::root::NewRoot;
 
 /// Runs a future inside a [`CapturedContext`].
 ///
@@ -56,6 +57,22 @@ pub trait FutureContextExt: Future + Sized {
     /// ```
     fn in_current_context(self) -> InContext<Self> {
         self.in_context(CapturedContext::capture())
+    }
+
+    /// Wraps the future so that it runs as a new root trace (see
+    /// [`new_root`](crate::new_root)): the root is captured now, with its
+    /// link and kept baggage taken from the ambient context now, and entered
+    /// around every poll and the drop. Spawn the result on any executor.
+    ///
+    /// ```
+    /// use tracing_correlation::{new_root, root_span, FutureContextExt as _};
+    ///
+    /// let job = async { tracing::info!("in the job's own trace") }
+    ///     .in_new_root(new_root(root_span!(tracing::Level::INFO, "job")).link_to_ambient());
+    /// # drop(job);
+    /// ```
+    fn in_new_root(self, root: NewRoot) -> InContext<Self> {
+        root.in_future(self)
     }
 }
 

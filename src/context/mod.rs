@@ -34,7 +34,7 @@
 //! | a callback stored and called later (`Box<dyn Fn>`) | **lost** | `bind(f)`, `CapturedContext::wrap` / `wrap_fn` / `wrap_fn_mut` | `context_captured::{a_stored_plain_callback_loses_the_context, a_stored_callback_from_wrap_fn_runs_in_the_registering_context_on_every_call, bind_is_capture_then_wrap, wrap_binds_a_closure_to_the_callers_context}` |
 //! | a future polled on another thread, or dropped before completion | **lost** | `FutureContextExt::in_context` (also enters around the drop) | `context_captured::{a_future_in_context_sees_the_callers_context_on_every_poll_and_not_between, a_future_dropped_before_completion_is_dropped_inside_its_context}` |
 //! | baggage or a remote parent attached *inside* the caller's span | travels only with the OpenTelemetry context | every helper above (they carry both) | `context_captured::{baggage_entries_are_exactly_the_callers, a_remote_parent_attached_inside_the_span_travels_and_parents_the_workers_spans}` |
-//! | a background job that should be its own trace | `info_span!(parent: None, ..)` starts a new trace; if that span is filtered out the ambient trace and baggage show through, and nothing links it to the request | `new_root(span)`, with `.link_to_ambient()` and `.keep_baggage()` | `context_captured::{a_disabled_parent_none_span_lets_the_ambient_trace_show_through, a_disabled_root_span_still_hides_the_ambient_context, new_root_detaches_from_the_ambient_trace_baggage_and_remote_parent, new_root_can_link_to_the_ambient_span_and_keep_baggage}` |
+//! | a background job that should be its own trace | `info_span!(parent: None, ..)` starts a new trace; if that span is filtered out the ambient trace and baggage show through, and nothing links it to the request | `new_root(root_span!(Level::INFO, "job"))` with `.link_to_ambient()` (the ambient ids as `link.trace_id` / `link.span_id` on its lines) and `.keep_baggage()`; `.spawn(fut)` (feature `tokio`) or `fut.in_new_root(..)` for async jobs | `context_captured::{a_disabled_parent_none_span_lets_the_ambient_trace_show_through, a_disabled_root_span_still_hides_the_ambient_context, new_root_detaches_from_the_ambient_trace_baggage_and_remote_parent, new_root_can_link_to_the_ambient_span_and_keep_baggage, new_root_link_to_ambient_writes_the_ambient_ids_as_link_fields_on_its_lines, new_root_links_to_an_attached_remote_parent_when_that_is_the_ambient_context}`, `context_tokio::{new_root_spawn_runs_the_task_as_a_fresh_trace_linked_to_the_caller, in_new_root_runs_a_future_as_a_fresh_trace_linked_to_the_caller}` |
 //! | all of it at once: 1,000 concurrent requests × 10 seeded hops through spawn, spawn_blocking, std threads, rayon and a channel | bare: every hop line loses its ids | the helpers | `context_stress::{stress_every_line_of_every_request_carries_its_own_trace_id, negative_control_without_the_helpers_lines_lose_their_trace}` |
 //!
 //! What a helper guarantees: inside it, `Span::current()` is the caller's span,
@@ -66,12 +66,15 @@
 mod captured;
 mod carried;
 mod future;
+mod link;
 pub mod mpsc;
 #[cfg(feature = "rayon")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rayon")))]
 pub mod rayon;
 mod root;
 pub mod thread;
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio;
 
 pub use captured::{bind, CapturedContext, EnteredContext};

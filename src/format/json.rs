@@ -657,10 +657,9 @@ const EVENT_KEYS: usize = 16;
 const MAX_KEPT_LINE_CAPACITY: usize = 64 * 1024;
 
 impl<T: FormatTime> JsonFormat<T> {
-    /// Writes one line for `event` — which belongs to `span` (its explicit
-    /// parent or the current span) and carries `ids` — into `out`, newline
-    /// included.
-    fn write_line<'a, R: LookupSpan<'a>, W: Write + ?Sized>(
+    /// Writes one whole line (ending in `\n`) for `event`, which belongs to
+    /// `span` (its explicit parent or the current span) and carries `ids`.
+    pub(crate) fn write_line<'a, R: LookupSpan<'a>, W: Write + ?Sized>(
         &self,
         out: &mut W,
         event: &Event<'_>,

@@ -31,9 +31,19 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'w> FormatFields<'w> + 'static,
 {
+    span_and_ids(event, |id| ctx.span(id), || ctx.lookup_current())
+}
+
+/// [`event_span_and_ids`] for any way of looking spans up (a layer's
+/// `Context` as well as a `FmtContext`).
+pub(crate) fn span_and_ids<'c, R: LookupSpan<'c>>(
+    event: &Event<'_>,
+    by_id: impl FnOnce(&tracing_core::span::Id) -> Option<SpanRef<'c, R>>,
+    current: impl FnOnce() -> Option<SpanRef<'c, R>>,
+) -> (Option<SpanRef<'c, R>>, Option<TraceIds>) {
     let span = match event.parent() {
-        Some(id) => ctx.span(id),
-        None if event.is_contextual() => ctx.lookup_current(),
+        Some(id) => by_id(id),
+        None if event.is_contextual() => current(),
         None => None,
     };
     let ids = if event.is_contextual() && !is_opentelemetry_internal(event.metadata().target()) {

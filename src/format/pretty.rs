@@ -7,7 +7,9 @@ use tracing_core::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+
+use crate::ids::TraceIds;
 
 use super::fields::MAX_ERROR_SOURCES;
 use super::time::Rfc3339Micros;
@@ -87,11 +89,25 @@ where
     fn format_event(
         &self,
         ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
+        writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let meta = event.metadata();
         let (span, ids) = super::event_span_and_ids(ctx, event);
+        self.write_line(writer, event, span.as_ref(), ids)
+    }
+}
+
+impl<T: FormatTime> PrettyFormat<T> {
+    /// Writes one whole line (ending in `\n`) for `event`, which belongs to
+    /// `span` and carries `ids`.
+    pub(crate) fn write_line<'a, R: LookupSpan<'a>>(
+        &self,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+        span: Option<&SpanRef<'a, R>>,
+        ids: Option<TraceIds>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
 
         self.timer.format_time(&mut writer)?;
         write!(writer, " {:>5} ", meta.level().as_str())?;

@@ -145,6 +145,11 @@ impl LogBridge {
         log::set_logger(&GLOBAL_BRIDGE)
     }
 
+    /// Whether the global bridge is the process' `log` logger.
+    pub(crate) fn is_installed() -> bool {
+        std::ptr::addr_eq(log::logger(), &GLOBAL_BRIDGE)
+    }
+
     /// Sets `log::max_level` to the most verbose level `tracing` currently
     /// enables. Call it again after changing the `tracing` filter at run time
     /// (with a `reload` layer, say) to a more verbose level; a less verbose
@@ -177,6 +182,19 @@ impl LogBridge {
     }
 }
 
+/// The builder's exact answer for a record, where the subscriber has one
+/// (see `LogRecordGate`); `None`: only the dispatcher can tell.
+///
+/// With per-layer filters `Dispatch::enabled` is too generous for a
+/// record's own target, and asking it without dispatching an event after
+/// leaves its per-layer verdicts behind for the next span or event on the
+/// thread. So a record no output writes never reaches `Dispatch::enabled`.
+fn gate(dispatch: &tracing::Dispatch, target: &str, level: Level) -> Option<bool> {
+    dispatch
+        .downcast_ref::<crate::output::filter::LogRecordGate>()
+        .and_then(|gate| gate.decide(target, level))
+}
+
 /// Whether `tracing` records events at `level` at all (cheap: two loads).
 fn level_enabled(level: Level) -> bool {
     level <= tracing::level_filters::STATIC_MAX_LEVEL && level <= LevelFilter::current()
@@ -187,7 +205,9 @@ impl log::Log for LogBridge {
         let level = to_tracing_level(metadata.level());
         level_enabled(level)
             && tracing::dispatcher::get_default(|dispatch| {
-                dispatch.enabled(&Self::record_metadata(level, metadata.target(), None))
+                gate(dispatch, metadata.target(), level).unwrap_or_else(|| {
+                    dispatch.enabled(&Self::record_metadata(level, metadata.target(), None))
+                })
             })
     }
 
@@ -200,7 +220,9 @@ impl log::Log for LogBridge {
             return;
         };
         tracing::dispatcher::get_default(|dispatch| {
-            if dispatch.enabled(&Self::record_metadata(level, record.target(), Some(record))) {
+            if gate(dispatch, record.target(), level) != Some(false)
+                && dispatch.enabled(&Self::record_metadata(level, record.target(), Some(record)))
+            {
                 with_staged(record, || dispatch_record(dispatch, level, record));
             }
         });

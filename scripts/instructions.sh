@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Instructions per operation for every case of benches/instructions.rs,
+# measured with callgrind (valgrind) as the difference between two runs of
+# different lengths, so set-up cost cancels out. Prints each case and its
+# ratio to the first case of its group (the line before it that ends the
+# group's name, see the table below).
+#
+#   scripts/instructions.sh [case ...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)" >&2; exit 1; }
+cargo bench --bench instructions --no-run >/dev/null 2>&1
+bin=$(cargo bench --bench instructions --no-run --message-format=json 2>/dev/null \
+  | grep -o '"executable":"[^"]*instructions-[^"]*"' | tail -n1 | cut -d'"' -f4)
+[ -x "$bin" ] || { echo "bench binary not found" >&2; exit 1; }
+short=1000
+long=11000
+count() { # case iterations -> total instructions
+  local out
+  out=$(mktemp)
+  valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" "$1" "$2" >/dev/null 2>&1
+  grep -m1 '^summary:' "$out" | awk '{print $2}'
+  rm -f "$out"
+}
+cases=("$@")
+[ ${#cases[@]} -gt 0 ] || mapfile -t cases < <("$bin" list)
+for case in "${cases[@]}"; do
+  a=$(count "$case" $short)
+  b=$(count "$case" $long)
+  echo "$case $(( (b - a) / (long - short) ))"
+done

@@ -1,0 +1,374 @@
+//! Two kinds of filter: one decides which spans exist (and so which ids a
+//! line can carry and what is propagated), each output's own decides which
+//! lines it writes. Both can be replaced at run time through a
+//! [`FilterHandle`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tracing_core::span::{Attributes, Id, Record};
+use tracing_core::subscriber::Interest;
+use tracing_core::{Event, LevelFilter, Metadata, Subscriber};
+use tracing_subscriber::filter::{EnvFilter, ParseError, Targets};
+use tracing_subscriber::layer::{Context, Filter};
+
+/// Environment variable naming the spans that exist (`RUST_LOG` syntax),
+/// whatever the line filter says. `info` when unset.
+pub const SPANS_ENV: &str = "RUST_LOG_SPANS";
+
+/// The span directives used when neither the builder nor
+/// [`SPANS_ENV`] names any.
+pub(crate) const DEFAULT_SPANS: &str = "info";
+
+/// Parsed directives: the `EnvFilter` that decides, and the same directives
+/// as `Targets` when they have no span or field parts (for
+/// [`LogRecordGate`], which has no layer context to give an `EnvFilter`).
+#[derive(Debug)]
+pub(crate) struct Directives {
+    env: EnvFilter,
+    targets: Option<Targets>,
+}
+
+impl Directives {
+    /// Enables nothing (when not even the defaults parse, which they do).
+    pub(crate) fn nothing() -> Self {
+        Self {
+            env: EnvFilter::default(),
+            targets: Some(Targets::new()),
+        }
+    }
+}
+
+/// Directives that can be swapped while other threads read them. Readers
+/// pay one `arc-swap` load (no shared write, so threads logging at once do
+/// not contend), which a `RwLock` would not give.
+#[derive(Clone)]
+pub(crate) struct Swappable(Arc<ArcSwap<Directives>>);
+
+impl fmt::Debug for Swappable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Swappable")
+            .field(&self.0.load().env)
+            .finish()
+    }
+}
+
+impl Swappable {
+    pub(crate) fn new(directives: Directives) -> Self {
+        Self(Arc::new(ArcSwap::from_pointee(directives)))
+    }
+
+    fn store(&self, directives: Directives) {
+        self.0.store(Arc::new(directives));
+    }
+}
+
+/// Parses `RUST_LOG`-syntax directives, saying what to do on error.
+pub(crate) fn parse(directives: &str) -> Result<Directives, FilterError> {
+    let env = EnvFilter::builder()
+        .parse(directives)
+        .map_err(|source| FilterError {
+            directives: directives.to_owned(),
+            source,
+        })?;
+    Ok(Directives {
+        env,
+        targets: directives.parse().ok(),
+    })
+}
+
+/// Directives that did not parse.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "invalid filter {directives:?}: {source}; use RUST_LOG syntax such as `info,my_crate=debug`"
+)]
+pub struct FilterError {
+    directives: String,
+    source: ParseError,
+}
+
+impl FilterError {
+    /// The directives as given.
+    #[must_use]
+    pub fn directives(&self) -> &str {
+        &self.directives
+    }
+}
+
+/// The set of spans that exist: those the span directives enable, plus
+/// those any output's line filter enables (so `RUST_LOG=my_crate=debug` keeps
+/// the crate's debug spans, as it always did).
+#[derive(Debug, Clone)]
+pub(crate) struct SpanSet {
+    explicit: Swappable,
+    lines: Vec<Swappable>,
+}
+
+impl SpanSet {
+    pub(crate) fn new(explicit: Swappable, lines: Vec<Swappable>) -> Self {
+        Self { explicit, lines }
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Swappable> {
+        std::iter::once(&self.explicit).chain(&self.lines)
+    }
+
+    fn enabled<S: Subscriber>(&self, meta: &Metadata<'_>, cx: &Context<'_, S>) -> bool {
+        self.all()
+            .any(|filter| Filter::<S>::enabled(&filter.0.load().env, meta, cx))
+    }
+
+    fn callsite_enabled<S: Subscriber>(&self, meta: &'static Metadata<'static>) -> Interest {
+        self.all().fold(Interest::never(), |sum, filter| {
+            either(
+                &sum,
+                &Filter::<S>::callsite_enabled(&filter.0.load().env, meta),
+            )
+        })
+    }
+
+    fn max_level_hint<S: Subscriber>(&self) -> Option<LevelFilter> {
+        self.all().try_fold(LevelFilter::OFF, |max, filter| {
+            Filter::<S>::max_level_hint(&filter.0.load().env).map(|hint| max.max(hint))
+        })
+    }
+
+    fn for_each(&self, f: impl Fn(&EnvFilter)) {
+        for filter in self.all() {
+            f(&filter.0.load().env);
+        }
+    }
+}
+
+/// The more interested of two interests.
+fn either(a: &Interest, b: &Interest) -> Interest {
+    if a.is_always() || b.is_always() {
+        Interest::always()
+    } else if a.is_sometimes() || b.is_sometimes() {
+        Interest::sometimes()
+    } else {
+        Interest::never()
+    }
+}
+
+/// A per-layer filter deciding spans by a [`SpanSet`] and events by an
+/// output's line filter (`None`: no events, as for the correlation layer).
+#[derive(Debug, Clone)]
+pub(crate) struct SplitFilter {
+    spans: SpanSet,
+    events: Option<Swappable>,
+}
+
+impl SplitFilter {
+    pub(crate) fn spans_only(spans: SpanSet) -> Self {
+        Self {
+            spans,
+            events: None,
+        }
+    }
+
+    pub(crate) fn new(spans: SpanSet, events: Swappable) -> Self {
+        Self {
+            spans,
+            events: Some(events),
+        }
+    }
+}
+
+impl<S: Subscriber> Filter<S> for SplitFilter {
+    fn enabled(&self, meta: &Metadata<'_>, cx: &Context<'_, S>) -> bool {
+        if meta.is_span() {
+            self.spans.enabled(meta, cx)
+        } else {
+            self.events
+                .as_ref()
+                .is_some_and(|events| Filter::<S>::enabled(&events.0.load().env, meta, cx))
+        }
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        if meta.is_span() {
+            self.spans.callsite_enabled::<S>(meta)
+        } else {
+            self.events.as_ref().map_or_else(Interest::never, |events| {
+                Filter::<S>::callsite_enabled(&events.0.load().env, meta)
+            })
+        }
+    }
+
+    fn event_enabled(&self, event: &Event<'_>, cx: &Context<'_, S>) -> bool {
+        self.events
+            .as_ref()
+            .is_some_and(|events| Filter::<S>::event_enabled(&events.0.load().env, event, cx))
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        let spans = self.spans.max_level_hint::<S>()?;
+        match &self.events {
+            None => Some(spans),
+            Some(events) => Filter::<S>::max_level_hint(&events.0.load().env).map(|e| e.max(spans)),
+        }
+    }
+
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        self.spans
+            .for_each(|f| Filter::<S>::on_new_span(f, attrs, id, ctx.clone()));
+        if let Some(events) = &self.events {
+            Filter::<S>::on_new_span(&events.0.load().env, attrs, id, ctx);
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        self.spans
+            .for_each(|f| Filter::<S>::on_record(f, id, values, ctx.clone()));
+        if let Some(events) = &self.events {
+            Filter::<S>::on_record(&events.0.load().env, id, values, ctx);
+        }
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        self.spans
+            .for_each(|f| Filter::<S>::on_enter(f, id, ctx.clone()));
+        if let Some(events) = &self.events {
+            Filter::<S>::on_enter(&events.0.load().env, id, ctx);
+        }
+    }
+
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        self.spans
+            .for_each(|f| Filter::<S>::on_exit(f, id, ctx.clone()));
+        if let Some(events) = &self.events {
+            Filter::<S>::on_exit(&events.0.load().env, id, ctx);
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        self.spans
+            .for_each(|f| Filter::<S>::on_close(f, id.clone(), ctx.clone()));
+        if let Some(events) = &self.events {
+            Filter::<S>::on_close(&events.0.load().env, id, ctx);
+        }
+    }
+}
+
+/// Tells the log bridge exactly whether any output writes a record.
+///
+/// With per-layer filters, `Dispatch::enabled` answers `true` for metadata
+/// that no registered callsite carries (a `log` record's target) as soon as
+/// fewer than 64 filters exist (tracing-subscriber counts unused filter
+/// slots as "not disabled"), so the bridge would format records no output
+/// writes. The first output layer carries this gate; the bridge finds it
+/// with `Dispatch::downcast_ref`.
+#[derive(Debug, Clone)]
+pub(crate) struct LogRecordGate {
+    lines: Vec<Swappable>,
+    /// Another layer (a user's, or OpenTelemetry span events) may want any
+    /// record: the dispatcher's answer stands.
+    open: bool,
+}
+
+impl LogRecordGate {
+    pub(crate) fn new(lines: Vec<Swappable>, open: bool) -> Self {
+        Self { lines, open }
+    }
+
+    /// Whether some output writes a record of `target` at `level`: `None`
+    /// when only the dispatcher can tell (another layer may want it, or an
+    /// output's directives have span or field parts).
+    pub(crate) fn decide(&self, target: &str, level: tracing_core::Level) -> Option<bool> {
+        if self.open {
+            return None;
+        }
+        let mut unknown = false;
+        for lines in &self.lines {
+            match &lines.0.load().targets {
+                Some(targets) if targets.would_enable(target, &level) => return Some(true),
+                Some(_) => {}
+                None => unknown = true,
+            }
+        }
+        (!unknown).then_some(false)
+    }
+}
+
+/// Changes filters while the program runs: the line filter of each output,
+/// and the span directives. Cheap to clone; from [`LoggingGuard::filter_handle`](crate::LoggingGuard::filter_handle).
+///
+/// A change applies to every thread at once (callsite interest is rebuilt),
+/// including to `log` records forwarded by the log bridge. Span-scoped
+/// directives (`[request]=debug`) apply to spans created after the change.
+///
+/// ```
+/// let (dispatch, guard) = tracing_correlation::builder()
+///     .writer(std::io::sink)
+///     .filter("warn")
+///     .build()
+///     .expect("valid filter");
+/// let filters = guard.filter_handle();
+/// filters.reload("debug").expect("valid directives");
+/// assert!(filters.reload("=bogus=").is_err());
+/// # drop(dispatch);
+/// ```
+#[derive(Debug, Clone)]
+pub struct FilterHandle {
+    spans: Swappable,
+    lines: Vec<Swappable>,
+}
+
+impl FilterHandle {
+    pub(crate) fn new(spans: Swappable, lines: Vec<Swappable>) -> Self {
+        Self { spans, lines }
+    }
+
+    /// Replaces the line filter of the first output (the one
+    /// [`Builder::filter`](crate::Builder::filter) sets).
+    ///
+    /// # Errors
+    ///
+    /// [`FilterError`] when the directives do not parse; the filter in
+    /// force is kept.
+    pub fn reload(&self, directives: &str) -> Result<(), FilterError> {
+        self.reload_output(0, directives)
+    }
+
+    /// Replaces the line filter of output `index`, counted in the order the
+    /// outputs were added (0 is the first). An index past the last output
+    /// changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`FilterError`] when the directives do not parse; the filter in
+    /// force is kept.
+    pub fn reload_output(&self, index: usize, directives: &str) -> Result<(), FilterError> {
+        let filter = parse(directives)?;
+        if let Some(slot) = self.lines.get(index) {
+            slot.store(filter);
+            rebuilt();
+        }
+        Ok(())
+    }
+
+    /// Replaces the span directives (which spans exist beyond those the
+    /// line filters enable; see [`Builder::span_filter`](crate::Builder::span_filter)).
+    ///
+    /// # Errors
+    ///
+    /// [`FilterError`] when the directives do not parse; the filter in
+    /// force is kept.
+    pub fn reload_spans(&self, directives: &str) -> Result<(), FilterError> {
+        self.spans.store(parse(directives)?);
+        rebuilt();
+        Ok(())
+    }
+}
+
+/// After a swap: every callsite asks the filters again, the global max level
+/// is recomputed, and the `log` crate's max level follows when the bridge
+/// is the `log` logger.
+fn rebuilt() {
+    tracing_core::callsite::rebuild_interest_cache();
+    if crate::LogBridge::is_installed() {
+        crate::LogBridge::sync_max_level();
+    }
+}
