@@ -60,6 +60,7 @@ pub use context::{
 pub use format::json::{FieldPlacement, JsonFormat, MissingIds};
 pub use format::keys::TraceKeys;
 pub use format::pretty::PrettyFormat;
+pub use format::profile::{KeyConflict, Profile};
 pub use format::time::Rfc3339Micros;
 pub use ids::{Hex, TraceIds};
 pub use init::{builder, init_json_logging, Builder, InitError, LoggingGuard, ShutdownReport};

@@ -1,5 +1,6 @@
-//! The per-event cost of baggage fields: no heap allocation per event, with
-//! or without an allowlist (measured on this thread only).
+//! The per-event cost of baggage fields and of the line's options (profiles,
+//! static fields, parent span ids, source locations): no heap allocation per
+//! event (measured on this thread only).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -9,7 +10,7 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::{Context, KeyValue};
 use tracing::Dispatch;
 use tracing_correlation::opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_correlation::{CorrelationLayer, JsonFormat};
+use tracing_correlation::{CorrelationLayer, JsonFormat, Profile};
 use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Layer;
@@ -117,5 +118,37 @@ fn events_allocate_nothing_with_or_without_a_baggage_allowlist() {
                 assert_eq!(allocations, 0, "otel: {otel} {per_event:?}");
             });
         }
+    }
+}
+
+#[test]
+fn profiles_static_fields_parent_ids_and_locations_allocate_nothing_per_event() {
+    for profile in [
+        Profile::opentelemetry(),
+        Profile::ecs(),
+        Profile::google_cloud("my-project"),
+        Profile::datadog(),
+    ] {
+        let format = JsonFormat::new()
+            .with_profile(profile)
+            .with_static_fields([("service.name", "checkout"), ("service.version", "1.4.2")])
+            .with_parent_span_id(true)
+            .with_source_location(true);
+        let (dispatch, _provider) = subscriber(format, false);
+        tracing::dispatcher::with_default(&dispatch, || {
+            let outer = tracing::info_span!("request", method = "GET");
+            let _outer = outer.enter();
+            let inner = tracing::info_span!("db");
+            let _inner = inner.enter();
+            for i in 0..100 {
+                tracing::warn!(i, user = "ada", "steady state");
+            }
+            let allocations = allocations_during(|| {
+                for i in 0..100 {
+                    tracing::warn!(i, user = "ada", "steady state");
+                }
+            });
+            assert_eq!(allocations, 0);
+        });
     }
 }

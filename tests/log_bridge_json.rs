@@ -453,3 +453,31 @@ fn locations_stay_exact_across_many_call_sites_and_non_static_files() {
     assert_eq!(lines[160]["log.file"], "generated/\"quoted\".rs");
     assert_eq!(lines[160]["log.line"], 9);
 }
+
+#[test]
+fn a_record_with_thousands_of_identical_keys_keeps_a_bounded_unique_set_and_counts_the_rest() {
+    install_bridge();
+    let h = Harness::new(Mode::Standalone);
+    let pairs: Vec<(&str, u64)> = (0..2000).map(|i| ("k", i)).collect();
+    h.run(|| {
+        log::logger().log(
+            &log::Record::builder()
+                .level(log::Level::Info)
+                .target("flood")
+                .args(format_args!("flood"))
+                .key_values(&pairs)
+                .build(),
+        );
+    });
+    let lines = h.lines();
+    assert_eq!(lines.len(), 1);
+    let line = lines[0].as_object().unwrap();
+    // `k`, `fields.k`, … `fields.`×32 `k`: the rename depth is bounded.
+    for depth in 0..=32u64 {
+        let key = format!("{}k", "fields.".repeat(depth as usize));
+        assert_eq!(line[&key], depth, "{key}");
+    }
+    let kept = line.keys().filter(|k| k.ends_with('k')).count();
+    assert_eq!(kept, 33);
+    assert_eq!(line["dropped_attributes_count"], 2000 - 33);
+}

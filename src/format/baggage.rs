@@ -70,7 +70,9 @@ impl BaggageFields {
             }
             for name in &self.keys {
                 if let Some(value) = baggage.get(&**name) {
-                    let depth = keys.claim(name);
+                    let Some(depth) = keys.claim(name) else {
+                        continue;
+                    };
                     out.write_str(",")?;
                     write_key(out, name, depth)?;
                     out.write_str("\"")?;

@@ -12,8 +12,11 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use super::baggage::BaggageFields;
 use super::escape::{write_escaped, write_quoted, Escaping};
-use super::fields::{reserved_bits, JsonFields, KeySet, MessageOnly, Pass};
+use super::fields::{
+    reserved_bits, ExceptionKeys, JsonFields, KeySet, MessageOnly, Pass, DROPPED_KEY, RENAME_PREFIX,
+};
 use super::keys::{RenderedKeys, TraceKeys};
+use super::profile::{KeyConflict, LocationKeys, Profile, StaticPlacement, GOOGLE_SOURCE_LOCATION};
 use super::time::Rfc3339Micros;
 use crate::ids::TraceIds;
 use crate::layer::with_span_data;
@@ -49,22 +52,39 @@ pub enum FieldPlacement {
 /// ```
 ///
 /// * `trace_id` / `span_id` / `trace_flags` are the event's trace context
-///   (see [`TraceKeys`] for other key names); left out when there is none
-///   (see [`MissingIds`]).
+///   (see [`Profile`] and [`TraceKeys`] for other key names); left out when
+///   there is none (see [`MissingIds`]).
 /// * An event inside a span gets the current context's ids; an event with an
 ///   explicit parent (`info!(parent: &span, …)`) gets that span's ids.
-/// * Every string is escaped; no key is ever written twice.
+/// * Every string is escaped; no key is ever written twice: an event field
+///   named like a key already on the line is written as `fields.<name>`
+///   (repeated as needed, at most 32 times); members beyond what the line
+///   can hold (see below) are dropped and counted in
+///   `dropped_attributes_count`.
+/// * A `dyn Error` field (`error = &err as &dyn Error`) is written as its
+///   `Display` text, plus `<name>.chain`: the `Display` text of each of its
+///   sources, outermost first, at most 8. The profile may also want the
+///   first error's type and message under its own keys (OpenTelemetry's
+///   `exception.type` / `exception.message`); the type is the name the
+///   error's `Debug` output starts with (`MyError { .. }` → `MyError`), left
+///   out when it starts with anything else.
 /// * Span fields come pre-rendered from the [`CorrelationLayer`](crate::CorrelationLayer),
 ///   which must be in the same subscriber for `span`/`spans` to carry fields.
+///
+/// Bounds: a line takes at most 128 members from sources without a bound of
+/// their own (the key-values of a forwarded `log` record, allowlisted
+/// baggage); an event's own fields (at most 32, as `tracing` allows) always
+/// fit.
 ///
 /// Nothing is allocated per event for ordinary fields.
 ///
 /// ```
-/// use tracing_correlation::{CorrelationLayer, FieldPlacement, JsonFormat, TraceKeys};
+/// use tracing_correlation::{CorrelationLayer, FieldPlacement, JsonFormat, Profile};
 /// use tracing_subscriber::layer::SubscriberExt;
 ///
 /// let format = JsonFormat::new()
-///     .with_trace_keys(TraceKeys::google_cloud("my-project"))
+///     .with_profile(Profile::google_cloud("my-project"))
+///     .with_static_field("service.name", "checkout")
 ///     .with_fields(FieldPlacement::Nested)
 ///     .with_span_list(true);
 /// let subscriber = tracing_subscriber::registry()
@@ -73,47 +93,90 @@ pub enum FieldPlacement {
 /// # drop(subscriber);
 /// ```
 #[derive(Debug, Clone)]
-#[allow(clippy::struct_excessive_bools)] // independent options, each with its own setter
 pub struct JsonFormat<T = Rfc3339Micros> {
     timer: Option<T>,
-    keys: TraceKeys,
-    rendered_keys: RenderedKeys,
+    config: Config,
+    /// Everything `config` decides, rendered once.
+    layout: Layout,
+}
+
+/// The options, as set.
+#[derive(Debug, Clone)]
+#[allow(clippy::struct_excessive_bools)] // independent options, each with its own setter
+struct Config {
+    profile: Profile,
     missing: MissingIds,
     placement: FieldPlacement,
     current_span: bool,
     span_list: bool,
     target: bool,
+    parent_span_id: bool,
+    source_location: bool,
+    /// In insertion order; a key set again keeps its place, takes the new
+    /// value.
+    static_fields: Vec<(Cow<'static, str>, Cow<'static, str>)>,
+    baggage: BaggageFields,
+}
+
+/// The constant text of a line, rendered from [`Config`] when it changes.
+#[derive(Debug, Clone)]
+struct Layout {
+    /// `"timestamp":"`.
+    timestamp: String,
+    /// `"level":"INFO"` for each level, in [`Profile::level_index`] order.
+    levels: [String; 5],
+    trace: RenderedKeys,
+    /// `,"parent_span_id":"`.
+    parent: String,
+    /// `,"target":`.
+    target: String,
+    /// `,"message":`.
+    message: String,
+    location: RenderedLocation,
+    /// Every static member, each with its leading comma.
+    statics: String,
+    /// `,"dropped_attributes_count":`.
+    dropped: String,
     /// Top-level keys an event field may not take.
     reserved: Vec<Cow<'static, str>>,
     reserved_bits: u64,
     /// Whether no reserved key is named like a forwarded record's location
     /// key (`log.file`…), so those are written without checks.
     location_keys_free: bool,
-    baggage: BaggageFields,
+    exception: ExceptionKeys,
+    conflicts: Vec<KeyConflict>,
+}
+
+#[derive(Debug, Clone)]
+enum RenderedLocation {
+    /// `,"code.file.path":` and `,"code.line.number":`.
+    Flat { file: String, line: String },
+    /// `,"logging.googleapis.com/sourceLocation":{`.
+    Object { open: String },
 }
 
 impl JsonFormat {
-    /// The default format: timestamp, level, trace context, target, message,
-    /// flattened fields and the current span.
+    /// The default format: the OpenTelemetry profile, timestamp, level,
+    /// trace context, target, message, flattened fields and the current span.
     #[must_use]
     pub fn new() -> Self {
-        let keys = TraceKeys::default();
-        let mut this = Self {
-            timer: Some(Rfc3339Micros),
-            rendered_keys: keys.render(),
-            keys,
+        let config = Config {
+            profile: Profile::opentelemetry(),
             missing: MissingIds::Omit,
             placement: FieldPlacement::Flatten,
             current_span: true,
             span_list: false,
             target: true,
-            reserved: Vec::new(),
-            reserved_bits: 0,
-            location_keys_free: true,
+            parent_span_id: false,
+            source_location: false,
+            static_fields: Vec::new(),
             baggage: BaggageFields::default(),
         };
-        this.set_reserved();
-        this
+        Self {
+            timer: Some(Rfc3339Micros),
+            layout: Layout::new(&config),
+            config,
+        }
     }
 }
 
@@ -130,17 +193,8 @@ impl<T> JsonFormat<T> {
     pub fn with_timer<T2>(self, timer: T2) -> JsonFormat<T2> {
         JsonFormat {
             timer: Some(timer),
-            keys: self.keys,
-            rendered_keys: self.rendered_keys,
-            missing: self.missing,
-            placement: self.placement,
-            current_span: self.current_span,
-            span_list: self.span_list,
-            target: self.target,
-            reserved: self.reserved,
-            reserved_bits: self.reserved_bits,
-            location_keys_free: self.location_keys_free,
-            baggage: self.baggage,
+            config: self.config,
+            layout: self.layout,
         }
     }
 
@@ -151,27 +205,142 @@ impl<T> JsonFormat<T> {
         self
     }
 
-    /// Chooses the trace context key names and encodings.
+    fn relayout(mut self) -> Self {
+        self.layout = Layout::new(&self.config);
+        self
+    }
+
+    /// Names every key of the line for one log platform (see [`Profile`]);
+    /// the OpenTelemetry profile is the default.
+    ///
+    /// ```
+    /// use tracing_correlation::{JsonFormat, Profile};
+    ///
+    /// let format = JsonFormat::new().with_profile(Profile::ecs());
+    /// # drop(format);
+    /// ```
+    #[must_use]
+    pub fn with_profile(mut self, profile: Profile) -> Self {
+        self.config.profile = profile;
+        self.relayout()
+    }
+
+    /// Chooses the trace context key names and encodings, keeping the rest
+    /// of the profile.
     #[must_use]
     pub fn with_trace_keys(mut self, keys: TraceKeys) -> Self {
-        self.rendered_keys = keys.render();
-        self.keys = keys;
-        self.set_reserved();
-        self
+        self.config.profile.trace = keys;
+        self.relayout()
+    }
+
+    /// Adds a member written on every line, such as `service.name`,
+    /// `service.version` or `deployment.environment.name` (OpenTelemetry's
+    /// resource attribute names; the profile may rename them or put them
+    /// elsewhere, see [`Profile`]). The member is rendered and escaped once,
+    /// here. An event field with the same key is written as
+    /// `fields.<key>`; a key set again takes the new value.
+    ///
+    /// ```
+    /// use tracing_correlation::JsonFormat;
+    ///
+    /// let format = JsonFormat::new()
+    ///     .with_static_field("service.name", "checkout")
+    ///     .with_static_field("service.version", env!("CARGO_PKG_VERSION"));
+    /// # drop(format);
+    /// ```
+    #[must_use]
+    pub fn with_static_field(
+        mut self,
+        key: impl Into<Cow<'static, str>>,
+        value: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        set_static(&mut self.config.static_fields, key.into(), value.into());
+        self.relayout()
+    }
+
+    /// Adds several static fields (see
+    /// [`with_static_field`](Self::with_static_field)).
+    ///
+    /// ```
+    /// use tracing_correlation::JsonFormat;
+    ///
+    /// let format = JsonFormat::new().with_static_fields([
+    ///     ("service.name", "checkout"),
+    ///     ("deployment.environment.name", "production"),
+    /// ]);
+    /// # drop(format);
+    /// ```
+    #[must_use]
+    pub fn with_static_fields<I, K, V>(mut self, fields: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<Cow<'static, str>>,
+        V: Into<Cow<'static, str>>,
+    {
+        for (key, value) in fields {
+            set_static(&mut self.config.static_fields, key.into(), value.into());
+        }
+        self.relayout()
+    }
+
+    /// Adds the static fields among `defaults` whose keys are not set yet
+    /// (for defaults from the environment that explicit settings override).
+    #[allow(dead_code)] // wired by the builder
+    pub(crate) fn with_default_static_fields(mut self, defaults: Vec<(String, String)>) -> Self {
+        for (key, value) in defaults {
+            if !self.config.static_fields.iter().any(|(k, _)| *k == *key) {
+                self.config
+                    .static_fields
+                    .push((Cow::Owned(key), Cow::Owned(value)));
+            }
+        }
+        self.relayout()
+    }
+
+    /// Whether to write `parent_span_id`, the id of the parent of the line's
+    /// span (off by default), so a span tree can be rebuilt from the lines
+    /// alone. Written only when the line's ids are its span's own (not those
+    /// of a context attached inside it) and the span has a parent span in
+    /// the same trace; a span whose parent is remote (a request's caller)
+    /// has none. Encoded like the profile's span id.
+    ///
+    /// ```
+    /// let format = tracing_correlation::JsonFormat::new().with_parent_span_id(true);
+    /// # drop(format);
+    /// ```
+    #[must_use]
+    pub fn with_parent_span_id(mut self, on: bool) -> Self {
+        self.config.parent_span_id = on;
+        self.relayout()
+    }
+
+    /// Whether to write the event's source file and line (off by default),
+    /// under the profile's keys (`code.file.path` / `code.line.number`,
+    /// Google Cloud's `logging.googleapis.com/sourceLocation`…). Events
+    /// forwarded from `log` carry their record's location as `log.file` /
+    /// `log.line` instead.
+    ///
+    /// ```
+    /// let format = tracing_correlation::JsonFormat::new().with_source_location(true);
+    /// # drop(format);
+    /// ```
+    #[must_use]
+    pub fn with_source_location(mut self, on: bool) -> Self {
+        self.config.source_location = on;
+        self.relayout()
     }
 
     /// Chooses what to write when there is no trace context.
     #[must_use]
     pub fn with_missing_ids(mut self, missing: MissingIds) -> Self {
-        self.missing = missing;
+        self.config.missing = missing;
         self
     }
 
     /// Chooses where event fields go.
     #[must_use]
     pub fn with_fields(mut self, placement: FieldPlacement) -> Self {
-        self.placement = placement;
-        self.set_reserved();
+        self.config.placement = placement;
         self
     }
 
@@ -179,7 +348,7 @@ impl<T> JsonFormat<T> {
     /// default).
     #[must_use]
     pub fn with_current_span(mut self, on: bool) -> Self {
-        self.current_span = on;
+        self.config.current_span = on;
         self
     }
 
@@ -187,14 +356,14 @@ impl<T> JsonFormat<T> {
     /// `spans` (off by default).
     #[must_use]
     pub fn with_span_list(mut self, on: bool) -> Self {
-        self.span_list = on;
+        self.config.span_list = on;
         self
     }
 
     /// Whether to write the event's `target` (on by default).
     #[must_use]
     pub fn with_target(mut self, on: bool) -> Self {
-        self.target = on;
+        self.config.target = on;
         self
     }
 
@@ -226,7 +395,7 @@ impl<T> JsonFormat<T> {
         I: IntoIterator<Item = K>,
         K: Into<String>,
     {
-        self.baggage.set_keys(keys);
+        self.config.baggage.set_keys(keys);
         self
     }
 
@@ -239,32 +408,205 @@ impl<T> JsonFormat<T> {
     /// ```
     #[must_use]
     pub fn with_baggage_max_len(mut self, bytes: usize) -> Self {
-        self.baggage.set_max_value_len(bytes);
+        self.config.baggage.set_max_value_len(bytes);
         self
     }
 
-    fn set_reserved(&mut self) {
-        self.reserved = self.reserved_keys();
-        self.reserved_bits = reserved_bits(&self.reserved);
-        self.location_keys_free = !crate::log_bridge::location_key_reserved(&self.reserved);
+    /// Checks that no two members of the line were configured with the same
+    /// key (a custom trace key named `level`, a static field named
+    /// `message`, a profile whose level key is its message key…).
+    ///
+    /// Such a format still writes valid lines: keys are claimed in a fixed
+    /// order — timestamp, level, target, message, `span`, `spans`, `fields`,
+    /// `dropped_attributes_count`, the trace keys, `parent_span_id`, the
+    /// source location keys, then static fields — and a key already claimed
+    /// is written with the `fields.` prefix. This reports the first such
+    /// rename, so setup code can refuse the configuration.
+    ///
+    /// # Errors
+    ///
+    /// The first [`KeyConflict`], naming both members and the key written
+    /// instead.
+    ///
+    /// ```
+    /// use tracing_correlation::JsonFormat;
+    ///
+    /// assert!(JsonFormat::new().validate().is_ok());
+    /// let clash = JsonFormat::new().with_static_field("level", "x");
+    /// assert_eq!(clash.validate().unwrap_err().key(), "level");
+    /// ```
+    pub fn validate(&self) -> Result<(), KeyConflict> {
+        match self.layout.conflicts.first() {
+            Some(conflict) => Err(conflict.clone()),
+            None => Ok(()),
+        }
     }
+}
 
-    fn reserved_keys(&self) -> Vec<Cow<'static, str>> {
-        let mut keys: Vec<Cow<'static, str>> = [
-            "timestamp",
-            "level",
-            "target",
-            "message",
-            "span",
-            "spans",
-            "fields",
-        ]
-        .into_iter()
-        .map(Cow::Borrowed)
-        .collect();
-        keys.extend(self.keys.names().cloned());
-        keys
+fn set_static(
+    fields: &mut Vec<(Cow<'static, str>, Cow<'static, str>)>,
+    key: Cow<'static, str>,
+    value: Cow<'static, str>,
+) {
+    match fields.iter_mut().find(|(k, _)| *k == key) {
+        Some(entry) => entry.1 = value,
+        None => fields.push((key, value)),
     }
+}
+
+/// Hands out the line's keys in order, renaming (and recording) collisions.
+#[derive(Default)]
+struct KeyClaims {
+    taken: Vec<(String, String)>,
+    conflicts: Vec<KeyConflict>,
+}
+
+impl KeyClaims {
+    /// The key `role` is written under: `key`, or `key` behind as many
+    /// `fields.` prefixes as it takes to be free.
+    fn claim(&mut self, key: &str, role: &str) -> String {
+        let mut written = key.to_owned();
+        let mut first_owner = None;
+        while let Some((_, owner)) = self.taken.iter().find(|(k, _)| *k == written) {
+            first_owner.get_or_insert_with(|| owner.clone());
+            written.insert_str(0, RENAME_PREFIX);
+        }
+        if let Some(owner) = first_owner {
+            self.conflicts
+                .push(KeyConflict::new(role, key, &owner, written.clone()));
+        }
+        self.taken.push((written.clone(), role.to_owned()));
+        written
+    }
+}
+
+/// `,"key":` with the key escaped.
+fn member_key(key: &str) -> String {
+    let mut out = String::from(",\"");
+    let _ = write_escaped(&mut out, key);
+    out.push_str("\":");
+    out
+}
+
+impl Layout {
+    fn new(config: &Config) -> Self {
+        let profile = &config.profile;
+        let mut claims = KeyClaims::default();
+        let timestamp = claims.claim(&profile.timestamp, "timestamp");
+        let level = claims.claim(&profile.level, "level");
+        let target = claims.claim(&profile.target, "target");
+        let message = claims.claim(&profile.message, "message");
+        claims.claim("span", "span object");
+        claims.claim("spans", "span list");
+        claims.claim("fields", "nested fields");
+        claims.claim(DROPPED_KEY, "dropped count");
+        let (trace_id, span_id, flags) = profile.trace.names();
+        let trace_id = claims.claim(trace_id, "trace id");
+        let span_id = claims.claim(span_id, "span id");
+        let flags = flags.map(|flags| claims.claim(flags, "trace flags"));
+        let trace = profile
+            .trace
+            .render_as(&trace_id, &span_id, flags.as_deref());
+        let parent = if config.parent_span_id {
+            let mut parent = member_key(&claims.claim("parent_span_id", "parent span id"));
+            parent.push('"');
+            parent
+        } else {
+            String::new()
+        };
+        let location = match &profile.location {
+            LocationKeys::Flat { file, line } => {
+                let (file, line) = if config.source_location {
+                    (
+                        member_key(&claims.claim(file, "source file")),
+                        member_key(&claims.claim(line, "source line")),
+                    )
+                } else {
+                    (String::new(), String::new())
+                };
+                RenderedLocation::Flat { file, line }
+            }
+            LocationKeys::GoogleCloud => {
+                let mut open = String::new();
+                if config.source_location {
+                    open = member_key(&claims.claim(GOOGLE_SOURCE_LOCATION, "source location"));
+                    open.push('{');
+                }
+                RenderedLocation::Object { open }
+            }
+        };
+        let statics = render_statics(config, &mut claims);
+        let mut level_key = String::from("\"");
+        let _ = write_escaped(&mut level_key, &level);
+        level_key.push_str("\":");
+        let levels = profile.level_names.clone().map(|name| {
+            let mut member = level_key.clone();
+            let _ = write_quoted(&mut member, &name);
+            member
+        });
+        let mut timestamp_key = String::from("\"");
+        let _ = write_escaped(&mut timestamp_key, &timestamp);
+        timestamp_key.push_str("\":\"");
+        let reserved: Vec<Cow<'static, str>> = claims
+            .taken
+            .into_iter()
+            .map(|(key, _)| Cow::Owned(key))
+            .collect();
+        Self {
+            timestamp: timestamp_key,
+            levels,
+            trace,
+            parent,
+            target: member_key(&target),
+            message: member_key(&message),
+            location,
+            statics,
+            dropped: member_key(DROPPED_KEY),
+            reserved_bits: reserved_bits(&reserved),
+            location_keys_free: !crate::log_bridge::location_key_reserved(&reserved),
+            reserved,
+            exception: profile.exception.keys(),
+            conflicts: claims.conflicts,
+        }
+    }
+}
+
+/// The static members (the profile's constants, then the configured
+/// fields; a configured key replaces a constant's value).
+fn render_statics(config: &Config, claims: &mut KeyClaims) -> String {
+    let profile = &config.profile;
+    let mut fields = profile.constants.clone();
+    for (key, value) in &config.static_fields {
+        set_static(&mut fields, key.clone(), value.clone());
+    }
+    let mut out = String::new();
+    if fields.is_empty() {
+        return out;
+    }
+    match &profile.statics {
+        StaticPlacement::TopLevel { .. } => {
+            for (key, value) in &fields {
+                let key = claims.claim(profile.statics.key(key), "static field");
+                out.push_str(&member_key(&key));
+                let _ = write_quoted(&mut out, value);
+            }
+        }
+        StaticPlacement::Object(object) => {
+            out.push_str(&member_key(&claims.claim(object, "static fields object")));
+            out.push('{');
+            for (i, (key, value)) in fields.iter().enumerate() {
+                // Keys are unique: `set_static` replaced repeats.
+                let _ = write_quoted(&mut out, key);
+                out.push(':');
+                let _ = write_quoted(&mut out, value);
+                if i + 1 < fields.len() {
+                    out.push(',');
+                }
+            }
+            out.push('}');
+        }
+    }
+    out
 }
 
 impl<S, N, T> FormatEvent<S, N> for JsonFormat<T>
@@ -316,7 +658,7 @@ const MAX_KEPT_LINE_CAPACITY: usize = 64 * 1024;
 
 impl<T: FormatTime> JsonFormat<T> {
     /// Writes one whole line (ending in `\n`) for `event`, which belongs to
-    /// `span` and carries `ids`.
+    /// `span` (its explicit parent or the current span) and carries `ids`.
     pub(crate) fn write_line<'a, R: LookupSpan<'a>, W: Write + ?Sized>(
         &self,
         out: &mut W,
@@ -325,24 +667,29 @@ impl<T: FormatTime> JsonFormat<T> {
         ids: Option<TraceIds>,
     ) -> fmt::Result {
         let meta = event.metadata();
+        let config = &self.config;
+        let layout = &self.layout;
         out.write_str("{")?;
         if let Some(timer) = &self.timer {
-            out.write_str("\"timestamp\":\"")?;
+            out.write_str(&layout.timestamp)?;
             write_time(out, timer)?;
             out.write_str("\",")?;
         }
-        out.write_str("\"level\":\"")?;
-        out.write_str(meta.level().as_str())?;
-        out.write_str("\"")?;
-        match (ids, self.missing) {
-            (Some(ids), _) => self.rendered_keys.write(out, Some(&ids))?,
-            (None, MissingIds::Zeros) => self.rendered_keys.write(out, None)?,
+        out.write_str(&layout.levels[Profile::level_index(*meta.level())])?;
+        match (ids, config.missing) {
+            (Some(ids), _) => layout.trace.write(out, Some(&ids))?,
+            (None, MissingIds::Zeros) => layout.trace.write(out, None)?,
             (None, MissingIds::Omit) => {}
+        }
+        if config.parent_span_id {
+            if let (Some(ids), Some(span)) = (ids, span) {
+                self.write_parent_span_id(out, span, &ids)?;
+            }
         }
         // Events forwarded from `log` carry their record's target in a field.
         let forwarded = crate::log_bridge::is_forwarded(meta);
-        if self.target {
-            out.write_str(",\"target\":")?;
+        if config.target {
+            out.write_str(&layout.target)?;
             match forwarded
                 .then(|| crate::log_bridge::record_target(event, |t| write_quoted(out, t)))
             {
@@ -350,16 +697,24 @@ impl<T: FormatTime> JsonFormat<T> {
                 _ => write_quoted(out, meta.target())?,
             }
         }
+        if config.source_location && !forwarded {
+            self.write_location(out, meta)?;
+        }
 
-        self.write_message_and_fields(out, event, forwarded)?;
+        let dropped = self.write_message_and_fields(out, event, forwarded)?;
+        out.write_str(&layout.statics)?;
+        if dropped > 0 {
+            out.write_str(&layout.dropped)?;
+            out.write_str(itoa::Buffer::new().format(dropped))?;
+        }
 
         if let Some(span) = span {
-            if self.current_span {
+            if config.current_span {
                 out.write_str(",\"span\":{")?;
                 write_span_members(out, span)?;
                 out.write_str("}")?;
             }
-            if self.span_list {
+            if config.span_list {
                 out.write_str(",\"spans\":[")?;
                 for (i, span) in span.scope().from_root().enumerate() {
                     out.write_str(if i == 0 { "{" } else { ",{" })?;
@@ -372,15 +727,88 @@ impl<T: FormatTime> JsonFormat<T> {
         out.write_str("}\n")
     }
 
+    /// `parent_span_id`: the id of the parent of the line's span, when the
+    /// line's ids are that span's own and the parent is in the same trace.
+    fn write_parent_span_id<'a, R: LookupSpan<'a>, W: Write + ?Sized>(
+        &self,
+        out: &mut W,
+        span: &SpanRef<'a, R>,
+        ids: &TraceIds,
+    ) -> fmt::Result {
+        let Some(parent) = super::parent_span_id(span, ids) else {
+            return Ok(());
+        };
+        out.write_str(&self.layout.parent)?;
+        self.layout
+            .trace
+            .write_span_id(out, u64::from_be_bytes(parent.to_bytes()))?;
+        out.write_str("\"")
+    }
+
+    /// The event's source file and line under the profile's keys.
+    fn write_location<W: Write + ?Sized>(
+        &self,
+        out: &mut W,
+        meta: &tracing_core::Metadata<'_>,
+    ) -> fmt::Result {
+        match &self.layout.location {
+            RenderedLocation::Flat {
+                file: file_key,
+                line: line_key,
+            } => {
+                if let Some(file) = meta.file() {
+                    out.write_str(file_key)?;
+                    write_quoted(out, file)?;
+                }
+                if let Some(line) = meta.line() {
+                    out.write_str(line_key)?;
+                    out.write_str(itoa::Buffer::new().format(line))?;
+                }
+            }
+            RenderedLocation::Object { open } => {
+                out.write_str(open)?;
+                let mut first = true;
+                let mut lead = |out: &mut W| {
+                    let lead = if first { "" } else { "," };
+                    first = false;
+                    out.write_str(lead)
+                };
+                if let Some(file) = meta.file() {
+                    lead(out)?;
+                    out.write_str("\"file\":")?;
+                    write_quoted(out, file)?;
+                }
+                if let Some(line) = meta.line() {
+                    lead(out)?;
+                    // A string: `LogEntrySourceLocation.line` is an int64,
+                    // which the proto3 JSON mapping writes as a string.
+                    out.write_str("\"line\":\"")?;
+                    out.write_str(itoa::Buffer::new().format(line))?;
+                    out.write_str("\"")?;
+                }
+                if let Some(function) = meta.module_path() {
+                    lead(out)?;
+                    out.write_str("\"function\":")?;
+                    write_quoted(out, function)?;
+                }
+                out.write_str("}")?;
+            }
+        }
+        Ok(())
+    }
+
     /// Writes `message`, the event's fields (or a forwarded record's
-    /// key-values) and allowlisted baggage.
+    /// key-values) and allowlisted baggage; returns how many members were
+    /// dropped.
     fn write_message_and_fields<W: Write + ?Sized>(
         &self,
         out: &mut W,
         event: &Event<'_>,
         forwarded: bool,
-    ) -> fmt::Result {
+    ) -> Result<u32, fmt::Error> {
         let meta = event.metadata();
+        let config = &self.config;
+        let layout = &self.layout;
         // `tracing`'s macros put `message` first, so one pass writes it
         // before the fields; otherwise a first pass picks it out.
         let mut names = meta.fields().iter();
@@ -390,7 +818,8 @@ impl<T: FormatTime> JsonFormat<T> {
             Pass::InlineMessage
         } else {
             if meta.fields().field("message").is_some() {
-                out.write_str(",\"message\":\"")?;
+                out.write_str(&layout.message)?;
+                out.write_str("\"")?;
                 let staged = if forwarded {
                     crate::log_bridge::write_message(&mut *out)
                 } else {
@@ -411,18 +840,18 @@ impl<T: FormatTime> JsonFormat<T> {
             }
             Pass::SkipMessage
         };
-        let (reserved, bits, opening): (&[Cow<'static, str>], u64, &str) = match self.placement {
-            FieldPlacement::Flatten => (&self.reserved, self.reserved_bits, ","),
+        let (reserved, bits, opening): (&[Cow<'static, str>], u64, &str) = match config.placement {
+            FieldPlacement::Flatten => (&layout.reserved, layout.reserved_bits, ","),
             FieldPlacement::Nested => (&[], 0, ",\"fields\":{"),
         };
-        let with_baggage = self.baggage.is_active()
+        let with_baggage = config.baggage.is_active()
             && event.is_contextual()
             && !super::is_opentelemetry_internal(meta.target());
         // Flattened, baggage shares the event's key set (the event's own
         // fields keep their names); nested, it goes beside `fields`.
-        let flat_baggage =
-            (with_baggage && self.placement == FieldPlacement::Flatten).then_some(&self.baggage);
-        let wrote_any = if forwarded {
+        let flat_baggage = (with_baggage && config.placement == FieldPlacement::Flatten)
+            .then_some(&config.baggage);
+        let (wrote_any, mut dropped) = if forwarded {
             // Adds the record's key-values, rendered by the bridge.
             crate::log_bridge::write_json_fields(
                 &mut *out,
@@ -430,30 +859,34 @@ impl<T: FormatTime> JsonFormat<T> {
                 (
                     reserved,
                     bits,
-                    reserved.is_empty() || self.location_keys_free,
+                    reserved.is_empty() || layout.location_keys_free,
                 ),
                 opening,
                 flat_baggage,
             )?
         } else {
             let mut keys = KeySet::<EVENT_KEYS>::with_bits(reserved, bits);
-            let mut fields = JsonFields::new(&mut *out, &mut keys, pass, opening, ",");
+            let mut fields = JsonFields::new(&mut *out, &mut keys, pass, opening, ",")
+                .with_message_key(&layout.message)
+                .with_exception_keys(Some(&layout.exception));
             event.record(&mut fields);
             let wrote_any = fields.wrote_any();
             fields.result?;
             if let Some(baggage) = flat_baggage {
                 baggage.write(out, &mut keys)?;
             }
-            wrote_any
+            (wrote_any, keys.dropped())
         };
-        if wrote_any && self.placement == FieldPlacement::Nested {
+        if wrote_any && config.placement == FieldPlacement::Nested {
             out.write_str("}")?;
         }
-        if with_baggage && self.placement == FieldPlacement::Nested {
-            let mut top_level = KeySet::<EVENT_KEYS>::with_bits(&self.reserved, self.reserved_bits);
-            self.baggage.write(out, &mut top_level)?;
+        if with_baggage && config.placement == FieldPlacement::Nested {
+            let mut top_level =
+                KeySet::<EVENT_KEYS>::with_bits(&layout.reserved, layout.reserved_bits);
+            config.baggage.write(out, &mut top_level)?;
+            dropped = dropped.saturating_add(top_level.dropped());
         }
-        Ok(())
+        Ok(dropped)
     }
 }
 

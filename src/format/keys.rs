@@ -7,7 +7,8 @@ use std::fmt::{self, Write};
 use super::escape::write_escaped;
 use crate::ids::TraceIds;
 
-/// The keys (and id encodings) used for the trace context on each JSON line.
+/// The keys (and id encodings) used for the trace context on each JSON line
+/// (a [`Profile`](crate::Profile) names the other keys too).
 ///
 /// ```
 /// use tracing_correlation::{JsonFormat, TraceKeys};
@@ -77,7 +78,9 @@ impl TraceKeys {
     }
 
     /// Hex ids under key names of your choice; no flags key when
-    /// `trace_flags` is `None`.
+    /// `trace_flags` is `None`. A name another member of the line already
+    /// uses (`level`, `target`…) is written with the `fields.` prefix and
+    /// reported by [`JsonFormat::validate`](crate::JsonFormat::validate).
     #[must_use]
     pub fn custom(
         trace_id: impl Into<Cow<'static, str>>,
@@ -92,22 +95,26 @@ impl TraceKeys {
         }
     }
 
-    /// The top-level key names these keys occupy.
-    pub(crate) fn names(&self) -> impl Iterator<Item = &Cow<'static, str>> {
-        [&self.trace_id, &self.span_id]
-            .into_iter()
-            .chain(self.trace_flags.as_ref())
+    /// The key names, in order: trace id, span id, flags.
+    pub(crate) fn names(&self) -> (&str, &str, Option<&str>) {
+        (&self.trace_id, &self.span_id, self.trace_flags.as_deref())
     }
 
-    /// Pre-renders the constant text around the ids.
-    pub(crate) fn render(&self) -> RenderedKeys {
+    /// Pre-renders the constant text around the ids, under these key names
+    /// (the configured ones, or renamed where they collided).
+    pub(crate) fn render_as(
+        &self,
+        trace_id: &str,
+        span_id: &str,
+        flags: Option<&str>,
+    ) -> RenderedKeys {
         let key = |name: &str| {
             let mut out = String::from(",\"");
             let _ = write_escaped(&mut out, name);
             out.push_str("\":");
             out
         };
-        let mut trace = key(&self.trace_id);
+        let mut trace = key(trace_id);
         trace.push('"');
         if let Style::GoogleCloud { project_id } = &self.style {
             trace.push_str("projects/");
@@ -115,9 +122,9 @@ impl TraceKeys {
             trace.push_str("/traces/");
         }
         let mut span = String::from("\"");
-        span.push_str(&key(&self.span_id));
+        span.push_str(&key(span_id));
         span.push('"');
-        let flags = self.trace_flags.as_deref().map(|name| {
+        let flags = flags.map(|name| {
             let mut out = String::from("\"");
             out.push_str(&key(name));
             if !matches!(self.style, Style::GoogleCloud { .. }) {
@@ -142,6 +149,10 @@ impl Default for TraceKeys {
 }
 
 /// The constant text of [`TraceKeys`], so a line costs a few `write_str`s.
+///
+/// A user's key name that collides with another key of the line is renamed
+/// by the format (see `JsonFormat::validate`), so no name is ever written
+/// twice.
 #[derive(Debug, Clone)]
 pub(crate) struct RenderedKeys {
     decimal: bool,
@@ -175,11 +186,7 @@ impl RenderedKeys {
             out.write_str(&crate::ids::hex_u128(trace))?;
         }
         out.write_str(&self.span)?;
-        if self.decimal {
-            out.write_str(itoa::Buffer::new().format(span))?;
-        } else {
-            out.write_str(&crate::ids::hex_u64(span))?;
-        }
+        self.write_span_id(out, span)?;
         match &self.flags {
             None => out.write_str("\""),
             Some(key) if self.boolean_flags => {
@@ -191,6 +198,16 @@ impl RenderedKeys {
                 out.write_str(&crate::ids::hex_u8(flags))?;
                 out.write_str("\"")
             }
+        }
+    }
+
+    /// Writes a span id in this style's encoding (hex, or decimal for
+    /// Datadog), without quotes.
+    pub(crate) fn write_span_id<W: Write + ?Sized>(&self, out: &mut W, span: u64) -> fmt::Result {
+        if self.decimal {
+            out.write_str(itoa::Buffer::new().format(span))
+        } else {
+            out.write_str(&crate::ids::hex_u64(span))
         }
     }
 }

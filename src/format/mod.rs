@@ -7,7 +7,9 @@ pub(crate) mod fields;
 pub(crate) mod json;
 pub(crate) mod keys;
 pub(crate) mod pretty;
+pub(crate) mod profile;
 pub(crate) mod span_fields;
+pub(crate) mod static_fields;
 pub(crate) mod time;
 
 use tracing_core::{Event, Subscriber};
@@ -51,6 +53,22 @@ pub(crate) fn span_and_ids<'c, R: LookupSpan<'c>>(
             .and_then(|span| with_span_data(span, SpanData::ids).flatten())
     };
     (span, ids)
+}
+
+/// The id of the parent of `span`, for a line whose ids are `ids`: only when
+/// those are the span's own (not a context attached inside it) and the
+/// parent span is in the same trace (a span that joined a remote parent or
+/// started a new trace has no parent among the lines).
+pub(crate) fn parent_span_id<'a, R: LookupSpan<'a>>(
+    span: &SpanRef<'a, R>,
+    ids: &TraceIds,
+) -> Option<opentelemetry::trace::SpanId> {
+    let own = with_span_data(span, SpanData::ids).flatten()?;
+    if own.span_id() != ids.span_id() {
+        return None;
+    }
+    let parent = with_span_data(&span.parent()?, SpanData::ids).flatten()?;
+    (parent.trace_id() == ids.trace_id()).then(|| parent.span_id())
 }
 
 /// OpenTelemetry's own diagnostics may be emitted while its context stack is

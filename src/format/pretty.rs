@@ -11,6 +11,7 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::ids::TraceIds;
 
+use super::fields::MAX_ERROR_SOURCES;
 use super::time::Rfc3339Micros;
 
 /// One readable line per event:
@@ -32,9 +33,15 @@ use super::time::Rfc3339Micros;
 ///     .with(tracing_subscriber::fmt::layer().event_format(PrettyFormat::new()));
 /// # drop(subscriber);
 /// ```
+///
+/// Profiles and static fields are JSON matters: a pretty line always uses
+/// these names and carries no static fields (they are the same on every line
+/// a developer reads). A `dyn Error` field is followed by
+/// `<name>.chain=[…]`, its sources (at most 8).
 #[derive(Debug, Clone, Default)]
 pub struct PrettyFormat<T = Rfc3339Micros> {
     timer: T,
+    parent_span_id: bool,
 }
 
 impl PrettyFormat {
@@ -43,6 +50,7 @@ impl PrettyFormat {
     pub fn new() -> Self {
         Self {
             timer: Rfc3339Micros,
+            parent_span_id: false,
         }
     }
 }
@@ -51,7 +59,24 @@ impl<T> PrettyFormat<T> {
     /// Uses another timer.
     #[must_use]
     pub fn with_timer<T2>(self, timer: T2) -> PrettyFormat<T2> {
-        PrettyFormat { timer }
+        PrettyFormat {
+            timer,
+            parent_span_id: self.parent_span_id,
+        }
+    }
+
+    /// Whether to end lines with ` parent_span_id=…`, the id of the parent
+    /// of the line's span (off by default; same rules as
+    /// [`JsonFormat::with_parent_span_id`](crate::JsonFormat::with_parent_span_id)).
+    ///
+    /// ```
+    /// let format = tracing_correlation::PrettyFormat::new().with_parent_span_id(true);
+    /// # drop(format);
+    /// ```
+    #[must_use]
+    pub fn with_parent_span_id(mut self, on: bool) -> Self {
+        self.parent_span_id = on;
+        self
     }
 }
 
@@ -128,6 +153,17 @@ impl<T: FormatTime> PrettyFormat<T> {
             if !ids.is_sampled() {
                 writer.write_str(" sampled=false")?;
             }
+            let parent = span
+                .as_ref()
+                .filter(|_| self.parent_span_id)
+                .and_then(|span| super::parent_span_id(span, &ids));
+            if let Some(parent) = parent {
+                write!(
+                    writer,
+                    " parent_span_id={}",
+                    crate::ids::hex_u64(u64::from_be_bytes(parent.to_bytes()))
+                )?;
+            }
         }
         writer.write_char('\n')
     }
@@ -163,6 +199,31 @@ struct PrettyFields<'a, W: Write + ?Sized> {
 }
 
 impl<W: Write + ?Sized> Visit for PrettyFields<'_, W> {
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        if self.result.is_err() || self.message {
+            return;
+        }
+        self.result = (|| {
+            write!(self.out, " {}=", field.name())?;
+            write!(Sanitizing(self.out), "\"{value}\"")?;
+            let Some(first) = value.source() else {
+                return Ok(());
+            };
+            write!(self.out, " {}.chain=[", field.name())?;
+            let mut source = Some(first);
+            let mut written = 0;
+            while let (Some(error), true) = (source, written < MAX_ERROR_SOURCES) {
+                if written > 0 {
+                    self.out.write_str(", ")?;
+                }
+                write!(Sanitizing(self.out), "\"{error}\"")?;
+                written += 1;
+                source = error.source();
+            }
+            self.out.write_char(']')
+        })();
+    }
+
     fn record_str(&mut self, field: &Field, value: &str) {
         if self.result.is_err() || self.message != (field.name() == "message") {
             return;

@@ -7,7 +7,7 @@ use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Record};
 
 use super::escape::write_escaped;
-use super::fields::{JsonFields, KeySet, Pass};
+use super::fields::{JsonFields, KeySet, Pass, CHAIN_SUFFIX};
 
 /// The key every span object starts with; a span field of that name is
 /// renamed rather than duplicated.
@@ -22,8 +22,13 @@ const INLINE_FIELDS: usize = 4;
 /// Where one field's member sits in [`SpanFields::members`].
 #[derive(Clone, Copy, Default)]
 struct Member {
+    /// The field's position in its field set: a field recorded again
+    /// replaces exactly its own member, whatever key it was given.
+    index: usize,
     name: &'static str,
     depth: u8,
+    /// The depth of the `<name>.chain` key an error field also claimed.
+    chain: Option<u8>,
     start: u32,
     end: u32,
 }
@@ -96,8 +101,8 @@ impl SpanFields {
         }
     }
 
-    fn remove_existing(&mut self, name: &str) {
-        let Some(at) = self.index().position(|m| m.depth == 0 && m.name == name) else {
+    fn remove_existing(&mut self, index: usize) {
+        let Some(at) = self.index().position(|m| m.index == index) else {
             return;
         };
         let mut all: Vec<Member> = self.index().copied().collect();
@@ -118,7 +123,7 @@ impl SpanFields {
 }
 
 /// Whether a field set's names can be written as they are: distinct, not
-/// `name`, and not looking like a renamed key.
+/// `name`, and not looking like a renamed key or an error's chain key.
 fn plain_names(fields: &tracing_core::field::FieldSet) -> bool {
     let mut names = fields.iter().map(|f| f.name());
     let mut seen: [&str; SPAN_KEYS] = [""; SPAN_KEYS];
@@ -126,6 +131,7 @@ fn plain_names(fields: &tracing_core::field::FieldSet) -> bool {
         if i >= SPAN_KEYS
             || name == "name"
             || name.starts_with(super::fields::RENAME_PREFIX)
+            || name.ends_with(CHAIN_SUFFIX)
             || seen[..i].contains(&name)
         {
             return false;
@@ -153,10 +159,13 @@ impl Recorder<'_, '_> {
         let keys = if let Some(keys) = self.keys.as_deref_mut() {
             keys
         } else {
-            self.fields.remove_existing(field.name());
+            self.fields.remove_existing(field.index());
             rebuilt = KeySet::<SPAN_KEYS>::new(RESERVED);
             for member in self.fields.index() {
                 rebuilt.insert_claimed(member.name, member.depth);
+                if let Some(depth) = member.chain {
+                    rebuilt.insert_suffixed(member.name, depth, CHAIN_SUFFIX);
+                }
             }
             &mut rebuilt
         };
@@ -164,15 +173,20 @@ impl Recorder<'_, '_> {
         let start = fields.members.len();
         let mut visitor = JsonFields::new(&mut fields.members, keys, Pass::All, ",", ",");
         record(&mut visitor);
-        let (result, depth) = (visitor.result, visitor.last_depth);
+        let (result, depth, chain) = (visitor.result, visitor.last_depth, visitor.last_chain_depth);
+        // A span's field set has at most 32 fields, so a free key always
+        // exists within the rename bound: `depth` is `None` only on error.
         match (
             result,
+            depth,
             u32::try_from(start),
             u32::try_from(fields.members.len()),
         ) {
-            (Ok(()), Ok(start), Ok(end)) => fields.push(Member {
+            (Ok(()), Some(depth), Ok(start), Ok(end)) => fields.push(Member {
+                index: field.index(),
                 name: field.name(),
                 depth,
+                chain,
                 start,
                 end,
             }),

@@ -318,14 +318,16 @@ fn read_staged<R>(mut f: impl FnMut(Option<&StagedRecord>) -> R) -> R {
 /// Writes a forwarded event's location (`log.module_path` unless it equals
 /// the target, `log.file`, `log.line`) and key-values as members of the JSON
 /// object being written, with unique keys. Returns whether any member was
-/// written.
+/// written, and how many were dropped (see [`KeySet`]: a record may have any
+/// number of key-values, so the rename depth and the member count are
+/// bounded).
 pub(crate) fn write_json_fields<W: Write + ?Sized>(
     out: &mut W,
     event: &Event<'_>,
     (reserved, reserved_bits, location_keys_free): (&[Cow<'static, str>], u64, bool),
     opening: &str,
     baggage: Option<&BaggageFields>,
-) -> Result<bool, fmt::Error> {
+) -> Result<(bool, u32), fmt::Error> {
     read_staged(|staged| {
         let mut keys = KeySet::with_bits(reserved, reserved_bits);
         let Some(staged) = staged else {
@@ -337,7 +339,7 @@ pub(crate) fn write_json_fields<W: Write + ?Sized>(
             if let Some(baggage) = baggage {
                 baggage.write(out, &mut keys)?;
             }
-            return Ok(wrote_any);
+            return Ok((wrote_any, keys.dropped()));
         };
         let mut members = Members {
             out: &mut *out,
@@ -364,36 +366,42 @@ pub(crate) fn write_json_fields<W: Write + ?Sized>(
                 members.keys.insert_claimed(LINE_KEY.0, 0);
             }
         } else if let Some(path) = staged.module_path().filter(|path| *path != target) {
-            members.location_key(MODULE_PATH_KEY)?;
-            write_quoted(members.out, path)?;
+            if members.location_key(MODULE_PATH_KEY)? {
+                write_quoted(members.out, path)?;
+            }
         }
         if cached.is_none() {
             if let Some(file) = staged.file() {
-                members.location_key(FILE_KEY)?;
-                write_quoted(members.out, file)?;
+                if members.location_key(FILE_KEY)? {
+                    write_quoted(members.out, file)?;
+                }
             }
             if let Some(line) = staged.line {
-                members.location_key(LINE_KEY)?;
-                members.out.write_str(itoa::Buffer::new().format(line))?;
+                if members.location_key(LINE_KEY)? {
+                    members.out.write_str(itoa::Buffer::new().format(line))?;
+                }
             }
         }
         for (name, value) in staged.pairs() {
-            members.key(name)?;
-            members.out.write_str(value)?;
+            if members.key(name)? {
+                members.out.write_str(value)?;
+            }
         }
         // Allowlisted baggage (flattened placement only) after the record's
         // own keys, which keep their names.
         if let Some(baggage) = baggage {
             baggage.write(members.out, &mut members.keys)?;
         }
-        Ok(members.wrote_any)
+        Ok((members.wrote_any, members.keys.dropped()))
     })
 }
 
 /// Whether a reserved key (a trace key so named) could be a location key;
 /// formatters compute it once per configuration.
 pub(crate) fn location_key_reserved(reserved: &[Cow<'static, str>]) -> bool {
-    reserved.iter().any(|key| key.starts_with("log."))
+    reserved
+        .iter()
+        .any(|key| [MODULE_PATH_KEY.0, FILE_KEY.0, LINE_KEY.0].contains(&&**key))
 }
 
 /// Writes `"key":` members with unique keys after an opening.
@@ -412,27 +420,33 @@ impl<'k, W: Write + ?Sized> Members<'_, 'k, W> {
         self.out.write_str(lead)
     }
 
-    fn key(&mut self, name: &'k str) -> fmt::Result {
+    /// Writes `"key":` for `name` under a free key; `false` (nothing
+    /// written) when the key set dropped it.
+    fn key(&mut self, name: &'k str) -> Result<bool, fmt::Error> {
+        let Some(depth) = self.keys.claim(name) else {
+            return Ok(false);
+        };
         self.lead()?;
-        let depth = self.keys.claim(name);
         if depth == 0 && !may_need_escape(name.as_bytes()) {
             self.out.write_str("\"")?;
             self.out.write_str(name)?;
-            self.out.write_str("\":")
+            self.out.write_str("\":")?;
         } else {
-            write_key(self.out, name, depth)
+            write_key(self.out, name, depth)?;
         }
+        Ok(true)
     }
 
     /// A location key: written first, so only a reserved key (a trace key
     /// of that name) can collide with it.
-    fn location_key(&mut self, (name, rendered): (&'static str, &str)) -> fmt::Result {
+    fn location_key(&mut self, (name, rendered): (&'static str, &str)) -> Result<bool, fmt::Error> {
         if !self.location_keys_free {
             return self.key(name);
         }
         self.lead()?;
         self.keys.insert_claimed(name, 0);
-        self.out.write_str(rendered)
+        self.out.write_str(rendered)?;
+        Ok(true)
     }
 }
 

@@ -1,0 +1,110 @@
+//! No duplicate key on any line, whatever the input: re-recorded span
+//! fields, many identical keys, configured key names that collide.
+
+mod support;
+
+use serde_json::json;
+use support::{FixedTime, Harness, Mode, MODES};
+use tracing::field::Empty;
+use tracing_correlation::{JsonFormat, TraceIds, TraceKeys};
+
+#[test]
+fn a_renamed_span_field_recorded_again_replaces_its_value() {
+    for mode in MODES {
+        let h = Harness::new(mode);
+        h.run(|| {
+            let span = tracing::info_span!("conn", name = Empty, peer = Empty);
+            let _entered = span.enter();
+            for i in 0..300 {
+                span.record("name", format!("n{i}"));
+                span.record("peer", i);
+            }
+            tracing::info!("after");
+        });
+        let text = h.out.text();
+        let lines = h.lines();
+        assert_eq!(lines.len(), 1, "{mode:?}");
+        assert_eq!(
+            lines[0]["span"],
+            json!({"name": "conn", "fields.name": "n299", "peer": 299}),
+            "{mode:?}"
+        );
+        assert!(text.len() < 400, "{mode:?}: {} bytes", text.len());
+    }
+}
+
+#[test]
+fn an_event_with_many_identical_keys_keeps_each_under_a_unique_key() {
+    let h = Harness::new(Mode::Standalone);
+    h.run(|| {
+        tracing::info!(
+            a = 0,
+            a = 1,
+            a = 2,
+            a = 3,
+            a = 4,
+            a = 5,
+            a = 6,
+            a = 7,
+            a = 8,
+            a = 9,
+            a = 10,
+            a = 11,
+            a = 12,
+            a = 13,
+            a = 14,
+            a = 15,
+            a = 16,
+            a = 17,
+            a = 18,
+            a = 19,
+            a = 20,
+            a = 21,
+            a = 22,
+            a = 23,
+            a = 24,
+            a = 25,
+            a = 26,
+            a = 27,
+            a = 28,
+            a = 29,
+            a = 30,
+            "m"
+        );
+    });
+    let line = &h.lines()[0];
+    for depth in 0..31 {
+        let key = format!("{}a", "fields.".repeat(depth));
+        assert_eq!(line[&key], depth, "{key}");
+    }
+    assert!(line.get("dropped_attributes_count").is_none());
+}
+
+#[test]
+fn custom_trace_keys_named_like_fixed_keys_are_renamed_and_reported() {
+    let keys = TraceKeys::custom("target", "span", Some("level"));
+    let format = JsonFormat::new()
+        .with_timer(FixedTime)
+        .with_trace_keys(keys);
+    let conflict = format.validate().expect_err("three keys collide");
+    assert_eq!(
+        conflict.to_string(),
+        "the trace id key `target` is also the line's target key: choose another name \
+         (until then the trace id is written as `fields.target`)"
+    );
+    for mode in MODES {
+        let h = Harness::with_format(mode, format.clone());
+        let ids = h.run(|| {
+            let _s = tracing::info_span!("s").entered();
+            tracing::info!("hi");
+            TraceIds::current().unwrap()
+        });
+        let line = &h.lines()[0];
+        assert_eq!(line["level"], "INFO", "{mode:?}");
+        assert_eq!(line["target"], "format_keys", "{mode:?}");
+        assert_eq!(line["span"], json!({"name": "s"}), "{mode:?}");
+        assert_eq!(line["fields.target"], ids.trace_id_hex().as_str());
+        assert_eq!(line["fields.span"], ids.span_id_hex().as_str());
+        assert_eq!(line["fields.level"], "01");
+    }
+}
