@@ -605,6 +605,9 @@ impl Builder {
             ),
         });
         let env_format = format_from_env();
+        // Lines name the service as the exported resource does.
+        let static_defaults =
+            crate::format::static_fields::from_otel_env(|name| std::env::var(name).ok());
         let tracer_provider = self.take_tracer_provider();
 
         let outputs: Vec<Output> = std::iter::once(self.first).chain(self.more).collect();
@@ -660,7 +663,11 @@ impl Builder {
             let span_lines = output.span_lines.unwrap_or_default();
             let layer = match format {
                 OutputFormat::Json => {
-                    OutputLayer::new(output.json.unwrap_or_default(), sink, gate.take())
+                    let json = output
+                        .json
+                        .unwrap_or_default()
+                        .with_default_static_fields(static_defaults.clone());
+                    OutputLayer::new(json, sink, gate.take())
                         .with_span_lines(span_lines, lines.clone())
                         .with_filter(filter)
                         .boxed()

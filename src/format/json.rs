@@ -285,7 +285,6 @@ impl<T> JsonFormat<T> {
 
     /// Adds the static fields among `defaults` whose keys are not set yet
     /// (for defaults from the environment that explicit settings override).
-    #[allow(dead_code)] // wired by the builder
     pub(crate) fn with_default_static_fields(mut self, defaults: Vec<(String, String)>) -> Self {
         for (key, value) in defaults {
             if !self.config.static_fields.iter().any(|(k, _)| *k == *key) {

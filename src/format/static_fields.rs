@@ -19,7 +19,6 @@
 /// `lookup` reads a variable (`|name| std::env::var(name).ok()` in
 /// production), so this is testable without touching the process
 /// environment.
-#[allow(dead_code)] // wired into the builder by the setup code
 pub(crate) fn from_otel_env(lookup: impl Fn(&str) -> Option<String>) -> Vec<(String, String)> {
     let set = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
     let mut fields = set("OTEL_RESOURCE_ATTRIBUTES")
