@@ -111,6 +111,7 @@ impl RequestBuilderExt for RequestBuilder {
             };
             (span, pending)
         });
+        let started = std::time::Instant::now();
         async move {
             let (span, pending) = prepared?;
             let result = pending.instrument(span.clone()).await;
@@ -121,6 +122,7 @@ impl RequestBuilderExt for RequestBuilder {
                     span.record("error.type", error_type(error));
                 }
             }
+            completion_line(&span, &result, started.elapsed().as_secs_f64());
             result
         }
     }
@@ -146,6 +148,54 @@ fn client_span(request: &Request) -> Span {
         http.response.status_code = Empty,
         error.type = Empty,
     )
+}
+
+/// The line a finished request writes (target
+/// `tracing_correlation::reqwest`), inside its client span: ERROR for a
+/// 5xx answer or no answer, WARN for a 4xx, DEBUG otherwise (outgoing calls
+/// are many; their successes are details).
+fn completion_line(span: &Span, result: &Result<Response, ::reqwest::Error>, seconds: f64) {
+    let _entered = span.enter();
+    match result {
+        Ok(response) => {
+            let status = response.status();
+            let code = i64::from(status.as_u16());
+            if status.is_server_error() {
+                tracing::event!(
+                    target: "tracing_correlation::reqwest",
+                    tracing::Level::ERROR,
+                    http.response.status_code = code,
+                    error.type = status.as_str(),
+                    http.client.request.duration = seconds,
+                    "request failed"
+                );
+            } else if status.is_client_error() {
+                tracing::event!(
+                    target: "tracing_correlation::reqwest",
+                    tracing::Level::WARN,
+                    http.response.status_code = code,
+                    error.type = status.as_str(),
+                    http.client.request.duration = seconds,
+                    "request failed"
+                );
+            } else {
+                tracing::event!(
+                    target: "tracing_correlation::reqwest",
+                    tracing::Level::DEBUG,
+                    http.response.status_code = code,
+                    http.client.request.duration = seconds,
+                    "request completed"
+                );
+            }
+        }
+        Err(error) => tracing::event!(
+            target: "tracing_correlation::reqwest",
+            tracing::Level::ERROR,
+            error.type = error_type(error),
+            http.client.request.duration = seconds,
+            "request failed"
+        ),
+    }
 }
 
 /// 4xx and 5xx are errors for a client (OpenTelemetry's HTTP span status

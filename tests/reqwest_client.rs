@@ -188,7 +188,13 @@ fn the_server_sees_the_callers_trace_under_the_client_span() {
         assert_ne!(client.span_id(), caller.span_id(), "{mode:?}");
         assert_eq!(
             received,
-            format!("00-{}-{}-01 -", caller.trace_id_hex(), client.span_id_hex()),
+            format!(
+                "00-{}-{}-{} -",
+                caller.trace_id_hex(),
+                client.span_id_hex(),
+                // Stand-alone roots carry the W3C random flag; the SDK's do not.
+                if mode == Mode::Standalone { "03" } else { "01" }
+            ),
             "{mode:?}: traceparent = caller's trace, client span as parent; no tracestate"
         );
 
@@ -295,4 +301,67 @@ fn a_request_that_cannot_be_built_fails_like_send_and_opens_no_span() {
         .expect_err("invalid URL");
     assert!(error.is_builder(), "{error:?}");
     assert!(setup.client.0.lock().unwrap().is_empty());
+}
+
+#[test]
+fn each_request_writes_one_completion_line_in_its_client_span() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ((), captured) = runtime.block_on(tracing_correlation::testing::capture_future(async {
+        let addr = serve().await;
+        let client = reqwest::Client::new();
+        // The client span is a child of the span current at the call.
+        async {
+            client
+                .get(format!("http://{addr}/echo"))
+                .send_traced()
+                .await
+        }
+        .instrument(tracing::info_span!("ok_call"))
+        .await
+        .unwrap();
+        async {
+            client
+                .post(format!("http://{addr}/fail"))
+                .send_traced()
+                .await
+        }
+        .instrument(tracing::info_span!("failed_call"))
+        .await
+        .unwrap();
+    }));
+    let lines: Vec<&serde_json::Value> = captured
+        .lines()
+        .iter()
+        .filter(|l| l["target"] == "tracing_correlation::reqwest")
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    let client_spans: Vec<_> = captured
+        .spans()
+        .iter()
+        .filter(|s| s.name == "client_request")
+        .collect();
+    assert_eq!(client_spans.len(), 2);
+    assert_eq!(lines[0]["level"], "DEBUG");
+    assert_eq!(lines[0]["message"], "request completed");
+    assert_eq!(lines[0]["http.response.status_code"], 200);
+    assert_eq!(lines[1]["level"], "ERROR");
+    assert_eq!(lines[1]["message"], "request failed");
+    assert_eq!(lines[1]["http.response.status_code"], 500);
+    assert_eq!(lines[1]["error.type"], "500");
+    for (line, span) in lines.iter().zip(&client_spans) {
+        assert_eq!(line["span_id"], span.span_id.as_str());
+        assert_eq!(line["trace_id"], span.trace_id.as_str());
+        assert!(line["http.client.request.duration"].as_f64().unwrap() >= 0.0);
+    }
+    assert_eq!(
+        client_spans[0].parent_span_id.as_deref(),
+        Some(captured.span("ok_call").span_id.as_str())
+    );
+    assert_eq!(
+        client_spans[1].parent_span_id.as_deref(),
+        Some(captured.span("failed_call").span_id.as_str())
+    );
 }
