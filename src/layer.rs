@@ -27,7 +27,7 @@ use crate::ids::{new_span_id, new_trace_id, TraceIds};
 ///   flags and trace state; a span created while an OpenTelemetry context is
 ///   attached (for example a remote parent extracted from a `traceparent`
 ///   header) becomes its child; otherwise it starts a new random trace. On
-///   enter it attaches an OpenTelemetry [`Context`] carrying that span context
+///   enter it attaches an OpenTelemetry [`Context`](https://docs.rs/opentelemetry/0.33/opentelemetry/struct.Context.html) carrying that span context
 ///   (and the ambient baggage) and detaches it on exit, tolerating
 ///   out-of-order exits, so propagators and OpenTelemetry-native code see the
 ///   same ids as the log lines.

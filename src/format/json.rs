@@ -45,7 +45,7 @@ pub enum FieldPlacement {
     Nested,
 }
 
-/// A [`FormatEvent`] that writes each event as one JSON object per line:
+/// A [`FormatEvent`](https://docs.rs/tracing-subscriber/0.3/tracing_subscriber/fmt/trait.FormatEvent.html) that writes each event as one JSON object per line:
 ///
 /// ```json
 /// {"timestamp":"2026-11-21T19:01:14.123456Z","level":"INFO","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7","trace_flags":"01","target":"app","message":"handled","status":200,"span":{"name":"request","method":"GET"}}

@@ -148,7 +148,7 @@ fn parse_member(member: &str) -> Option<(String, String, String)> {
     Some((key.to_owned(), percent_decode(value), properties))
 }
 
-/// Parses `baggage` header values into a [`Baggage`], bounded and lenient
+/// Parses `baggage` header values into a [`Baggage`](https://docs.rs/opentelemetry/0.33/opentelemetry/baggage/struct.Baggage.html), bounded and lenient
 /// member by member.
 fn parse_baggage<'a>(values: impl IntoIterator<Item = &'a str>) -> Baggage {
     let mut baggage = Baggage::new();
@@ -237,7 +237,7 @@ fn baggage_fields() -> &'static [String; 1] {
 /// earlier one. When no member is valid the context is returned unchanged;
 /// otherwise the extracted baggage replaces the context's baggage.
 ///
-/// Properties are stored in [`BaggageMetadata`] in their wire form
+/// Properties are stored in [`BaggageMetadata`](https://docs.rs/opentelemetry/0.33/opentelemetry/baggage/struct.BaggageMetadata.html) in their wire form
 /// (normalized to `k=v;flag`, still percent-encoded), so they round-trip
 /// exactly.
 ///
@@ -247,7 +247,7 @@ fn baggage_fields() -> &'static [String; 1] {
 ///
 /// # Limits of `opentelemetry::baggage::Baggage`
 ///
-/// The [`Baggage`] type caps itself at 64 entries and 8192 bytes of
+/// The [`Baggage`](https://docs.rs/opentelemetry/0.33/opentelemetry/baggage/struct.Baggage.html) type caps itself at 64 entries and 8192 bytes of
 /// key + decoded value + metadata (separators not counted), and silently
 /// refuses inserts beyond that. So of a header with more than 64 members, the
 /// first 64 distinct keys are kept: the spec's minimum (64 members, 8192

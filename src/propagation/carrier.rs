@@ -97,8 +97,8 @@ impl TextMapCarrier for Vec<(String, String)> {
 }
 
 /// Adapts any [`TextMapCarrier`] (for instance `&mut Vec<(String, String)>`
-/// of message-queue headers) to opentelemetry's [`Injector`] and
-/// [`Extractor`], for use with any [`TextMapPropagator`].
+/// of message-queue headers) to opentelemetry's [`Injector`](https://docs.rs/opentelemetry/0.33/opentelemetry/propagation/trait.Injector.html) and
+/// [`Extractor`](https://docs.rs/opentelemetry/0.33/opentelemetry/propagation/trait.Extractor.html), for use with any [`TextMapPropagator`](https://docs.rs/opentelemetry/0.33/opentelemetry/propagation/text_map_propagator/trait.TextMapPropagator.html).
 ///
 /// `get_all` returns every value of a repeated name, so `tracestate` and
 /// `baggage` spread over several entries are combined, and repeated

@@ -12,7 +12,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 /// The standard variable selecting propagators.
 const OTEL_PROPAGATORS: &str = "OTEL_PROPAGATORS";
 
-/// W3C trace context and/or W3C baggage, as one [`TextMapPropagator`].
+/// W3C trace context and/or W3C baggage, as one [`TextMapPropagator`](https://docs.rs/opentelemetry/0.33/opentelemetry/propagation/text_map_propagator/trait.TextMapPropagator.html).
 ///
 /// [`W3cPropagator::new`] (also `Default`) enables both, which is the
 /// OpenTelemetry default `tracecontext,baggage`. [`propagator_from_env`]

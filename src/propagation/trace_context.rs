@@ -9,7 +9,7 @@
 //! `tenant@system` grammar (one `@`, at most 13 characters after it), so it
 //! refuses valid Level 2 keys such as `foo@bar@baz`. Extraction therefore
 //! keeps the validated list itself, as a value of the OpenTelemetry
-//! [`Context`] beside the remote span context (which gets the members
+//! [`Context`](https://docs.rs/opentelemetry/0.33/opentelemetry/struct.Context.html) beside the remote span context (which gets the members
 //! `TraceState` can hold), and injection sends that list for the same trace.
 
 use opentelemetry::{
@@ -160,8 +160,8 @@ fn trim_ows(s: &str) -> &str {
 /// Parses one `traceparent` value strictly (W3C Trace Context Level 2).
 ///
 /// Leading and trailing spaces/tabs (HTTP OWS) are ignored. The returned
-/// [`SpanContext`] is remote, carries only the sampled (`0x01`) and random
-/// (`0x02`) flags (other bits are zeroed) and an empty [`TraceState`].
+/// [`SpanContext`](https://docs.rs/opentelemetry/0.33/opentelemetry/trace/struct.SpanContext.html) is remote, carries only the sampled (`0x01`) and random
+/// (`0x02`) flags (other bits are zeroed) and an empty [`TraceState`](https://docs.rs/opentelemetry/0.33/opentelemetry/trace/struct.TraceState.html).
 ///
 /// Version `00` must be exactly 55 characters; versions `01`–`fe` are parsed
 /// by their version-00 prefix and may continue only after a `-`.
@@ -509,7 +509,7 @@ where
     Ok(W3cTracestate { members })
 }
 
-/// What extraction received, kept as a value of the extracted [`Context`]
+/// What extraction received, kept as a value of the extracted [`Context`](https://docs.rs/opentelemetry/0.33/opentelemetry/struct.Context.html)
 /// (so it travels to every child context built from it, in both id modes)
 /// for injection to honour while the trace id stays the same.
 #[derive(Debug)]
