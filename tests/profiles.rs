@@ -58,7 +58,7 @@ fn opentelemetry_golden_line() {
         format!(
             concat!(
                 r#"{{"timestamp":"2026-11-21T00:00:00.000000Z","level":"WARN","#,
-                r#""trace_id":"{t}","span_id":"{s}","trace_flags":"01","parent_span_id":"{p}","#,
+                r#""trace_id":"{t}","span_id":"{s}","trace_flags":"03","parent_span_id":"{p}","#,
                 r#""target":"profiles","code.file.path":"{f}","code.line.number":{l},"#,
                 r#""message":"slow query","rows":3,"#,
                 r#""service.name":"checkout","service.version":"1.4.2","deployment.environment.name":"prod","#,
