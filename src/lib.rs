@@ -49,6 +49,8 @@ mod panic_hook;
 mod propagation;
 #[cfg(feature = "reqwest")]
 mod reqwest_ext;
+#[cfg(feature = "http")]
+mod semconv;
 mod sink;
 pub mod testing;
 #[cfg(feature = "tower")]

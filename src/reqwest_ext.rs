@@ -12,9 +12,11 @@
 
 use std::future::Future;
 
-use ::reqwest::{Method, Request, RequestBuilder, Response, StatusCode, Url};
+use ::reqwest::{Request, RequestBuilder, Response, StatusCode, Url};
 use tracing::field::Empty;
 use tracing::{Instrument as _, Span};
+
+use crate::semconv::method_name;
 
 /// `send_traced()` for `reqwest::RequestBuilder` (feature `reqwest`): send
 /// the request with a client span, passing the current trace on to the
@@ -264,23 +266,6 @@ fn redacted(url: &Url) -> String {
     url.into()
 }
 
-/// The method as the semantic conventions want it: known methods by name,
-/// any other as `_OTHER` (the set of span names must stay bounded).
-fn method_name(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::PATCH => "PATCH",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
-        _ => "_OTHER",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,12 +297,5 @@ mod tests {
             "http://127.0.0.1:3000/orders/42"
         );
         assert_eq!(redact("http://[::1]/?"), "http://[::1]/?");
-    }
-
-    #[test]
-    fn unknown_methods_are_other() {
-        assert_eq!(method_name(&Method::PATCH), "PATCH");
-        let custom = Method::from_bytes(b"PURGE").unwrap_or(Method::GET);
-        assert_eq!(method_name(&custom), "_OTHER");
     }
 }

@@ -9,8 +9,8 @@ use http::{Request, StatusCode};
 use tracing::{Level, Span};
 
 use super::grpc::{self, GrpcCall};
-use super::make_span::method_name;
 use super::response::Side;
+use crate::semconv::method_name;
 
 /// The target of completion lines, for filters
 /// (`RUST_LOG=tracing_correlation::tower=off` silences them).

@@ -2,11 +2,12 @@
 
 use std::borrow::Cow;
 
-use http::{Extensions, Method, Request, Version};
+use http::{Extensions, Request, Version};
 use tracing::field::Empty;
 use tracing::Span;
 
 use super::grpc;
+use crate::semconv::method_name;
 
 /// Builds the span for one request: [`HttpServerLayer`](crate::HttpServerLayer)
 /// calls it for each incoming request (while the caller's context is attached,
@@ -269,23 +270,6 @@ fn grpc_span_name(path: &str) -> &str {
     }
 }
 
-/// The method as the semantic conventions want it: known methods by name,
-/// any other as `_OTHER` (the set of span names must stay bounded).
-pub(crate) fn method_name(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::PATCH => "PATCH",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
-        _ => "_OTHER",
-    }
-}
-
 fn protocol_version(version: Version) -> Option<&'static str> {
     match version {
         Version::HTTP_09 => Some("0.9"),
@@ -294,17 +278,5 @@ fn protocol_version(version: Version) -> Option<&'static str> {
         Version::HTTP_2 => Some("2"),
         Version::HTTP_3 => Some("3"),
         _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unknown_methods_are_other() {
-        assert_eq!(method_name(&Method::GET), "GET");
-        let custom = Method::from_bytes(b"PURGE").unwrap_or(Method::GET);
-        assert_eq!(method_name(&custom), "_OTHER");
     }
 }
