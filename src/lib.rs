@@ -41,6 +41,7 @@ mod format;
 mod ids;
 mod init;
 mod layer;
+mod level_callsites;
 mod log_bridge;
 #[cfg(feature = "otlp")]
 mod otlp;

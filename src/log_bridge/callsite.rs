@@ -1,9 +1,6 @@
 //! The bridge's five static callsites (one per level) and their fields.
 
-use tracing_core::callsite::{Callsite, Identifier};
-use tracing_core::field::FieldSet;
-use tracing_core::metadata::Kind;
-use tracing_core::subscriber::Interest;
+use tracing_core::callsite::Identifier;
 use tracing_core::{Level, Metadata};
 
 /// The static target of forwarded events. Formatters of this crate write the
@@ -23,50 +20,7 @@ pub(crate) const FIELD_NAMES: &[&str] = &[
     "log.line",
 ];
 
-pub(crate) struct BridgeCallsite(&'static Metadata<'static>);
-
-impl Callsite for BridgeCallsite {
-    // Interest is ignored: every record is checked with `Dispatch::enabled`
-    // against its own target, which the static metadata cannot carry.
-    fn set_interest(&self, _interest: Interest) {}
-
-    fn metadata(&self) -> &Metadata<'_> {
-        self.0
-    }
-}
-
-macro_rules! level_callsite {
-    ($callsite:ident, $meta:ident, $level:expr) => {
-        static $callsite: BridgeCallsite = BridgeCallsite(&$meta);
-        static $meta: Metadata<'static> = Metadata::new(
-            "log record",
-            BRIDGE_TARGET,
-            $level,
-            None,
-            None,
-            None,
-            FieldSet::new(FIELD_NAMES, tracing_core::identify_callsite!(&$callsite)),
-            Kind::EVENT,
-        );
-    };
-}
-
-level_callsite!(ERROR_CALLSITE, ERROR_META, Level::ERROR);
-level_callsite!(WARN_CALLSITE, WARN_META, Level::WARN);
-level_callsite!(INFO_CALLSITE, INFO_META, Level::INFO);
-level_callsite!(DEBUG_CALLSITE, DEBUG_META, Level::DEBUG);
-level_callsite!(TRACE_CALLSITE, TRACE_META, Level::TRACE);
-
-/// The callsite for a level.
-pub(crate) fn callsite(level: Level) -> &'static BridgeCallsite {
-    match level {
-        Level::ERROR => &ERROR_CALLSITE,
-        Level::WARN => &WARN_CALLSITE,
-        Level::INFO => &INFO_CALLSITE,
-        Level::DEBUG => &DEBUG_CALLSITE,
-        _ => &TRACE_CALLSITE,
-    }
-}
+crate::level_callsites::level_callsites!("log record", BRIDGE_TARGET, FIELD_NAMES);
 
 /// The static metadata of forwarded events at `level`.
 pub(crate) fn metadata(level: Level) -> &'static Metadata<'static> {
@@ -83,14 +37,14 @@ pub(crate) fn identifier(level: Level) -> Identifier {
 pub(crate) fn register_once() {
     static REGISTER: std::sync::Once = std::sync::Once::new();
     REGISTER.call_once(|| {
-        for callsite in [
-            &ERROR_CALLSITE,
-            &WARN_CALLSITE,
-            &INFO_CALLSITE,
-            &DEBUG_CALLSITE,
-            &TRACE_CALLSITE,
+        for level in [
+            Level::ERROR,
+            Level::WARN,
+            Level::INFO,
+            Level::DEBUG,
+            Level::TRACE,
         ] {
-            tracing_core::callsite::register(callsite);
+            tracing_core::callsite::register(callsite(level));
         }
     });
 }
@@ -151,8 +105,8 @@ mod tests {
             target: BRIDGE_TARGET,
             level: Level::INFO,
             fields: FIELD_NAMES,
-            callsite: &INFO_CALLSITE,
-            kind: Kind::EVENT,
+            callsite: callsite(Level::INFO),
+            kind: tracing_core::metadata::Kind::EVENT,
         );
         assert!(
             !is_forwarded(&other),

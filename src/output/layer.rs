@@ -282,57 +282,14 @@ impl SpanLines {
 /// When a span was created, kept only when its close line is wanted.
 struct OpenedAt(std::time::Instant);
 
-/// The five static callsites (one per level) of lifecycle lines.
+/// The five static callsites (one per level) of lifecycle lines; never
+/// dispatched: the output layer formats these events itself.
 mod lifecycle {
-    use tracing_core::callsite::Callsite;
-    use tracing_core::field::FieldSet;
-    use tracing_core::metadata::Kind;
-    use tracing_core::subscriber::Interest;
-    use tracing_core::{Level, Metadata};
-
-    pub(super) const TARGET: &str = "tracing_correlation::span";
     pub(super) const FIELDS: &[&str] = &["message", "span.duration_us"];
 
-    pub(super) struct LifecycleCallsite(pub(super) &'static Metadata<'static>);
+    crate::level_callsites::level_callsites!("span lifecycle", "tracing_correlation::span", FIELDS);
 
-    impl Callsite for LifecycleCallsite {
-        // Never dispatched: the output layer formats these events itself.
-        fn set_interest(&self, _interest: Interest) {}
-
-        fn metadata(&self) -> &Metadata<'_> {
-            self.0
-        }
-    }
-
-    macro_rules! level_callsite {
-        ($callsite:ident, $meta:ident, $level:expr) => {
-            static $callsite: LifecycleCallsite = LifecycleCallsite(&$meta);
-            static $meta: Metadata<'static> = Metadata::new(
-                "span lifecycle",
-                TARGET,
-                $level,
-                None,
-                None,
-                None,
-                FieldSet::new(FIELDS, tracing_core::identify_callsite!(&$callsite)),
-                Kind::EVENT,
-            );
-        };
-    }
-
-    level_callsite!(ERROR_CALLSITE, ERROR_META, Level::ERROR);
-    level_callsite!(WARN_CALLSITE, WARN_META, Level::WARN);
-    level_callsite!(INFO_CALLSITE, INFO_META, Level::INFO);
-    level_callsite!(DEBUG_CALLSITE, DEBUG_META, Level::DEBUG);
-    level_callsite!(TRACE_CALLSITE, TRACE_META, Level::TRACE);
-
-    pub(super) fn metadata(level: Level) -> &'static Metadata<'static> {
-        match level {
-            Level::ERROR => &ERROR_META,
-            Level::WARN => &WARN_META,
-            Level::INFO => &INFO_META,
-            Level::DEBUG => &DEBUG_META,
-            _ => &TRACE_META,
-        }
+    pub(super) fn metadata(level: tracing_core::Level) -> &'static tracing_core::Metadata<'static> {
+        callsite(level).0
     }
 }
