@@ -652,8 +652,9 @@ thread_local! {
 /// Event fields checked for duplicates without allocating; more spill.
 const EVENT_KEYS: usize = 16;
 
-/// A buffer grown by one huge line is not kept.
-const MAX_KEPT_LINE_CAPACITY: usize = 64 * 1024;
+/// A per-thread line buffer grown past this by one huge line is released
+/// after it, so a thread that once logged 50 MB does not keep 50 MB.
+pub(crate) const MAX_KEPT_LINE_CAPACITY: usize = 64 * 1024;
 
 impl<T: FormatTime> JsonFormat<T> {
     /// Writes one whole line (ending in `\n`) for `event`, which belongs to

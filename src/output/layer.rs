@@ -62,10 +62,6 @@ thread_local! {
     static LINE: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
-/// A buffer grown past this by one huge line is released after it, so a
-/// thread that once logged 50 MB does not keep 50 MB.
-const MAX_KEPT_CAPACITY: usize = 64 * 1024;
-
 /// Formats events with `F` and writes them to one output.
 pub(crate) struct OutputLayer<F> {
     format: F,
@@ -177,7 +173,7 @@ where
                 return false;
             };
             self.write(&mut line, event, span.as_ref(), ids);
-            if line.capacity() > MAX_KEPT_CAPACITY {
+            if line.capacity() > crate::format::json::MAX_KEPT_LINE_CAPACITY {
                 *line = String::new();
             }
             true
