@@ -11,8 +11,8 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{Layer, Registry};
 
 use crate::output::filter::{
-    self, Directives, FilterError, FilterHandle, LogRecordGate, SpanSet, SplitFilter, Swappable,
-    DEFAULT_SPANS, SPANS_ENV,
+    self, Directives, FilterError, FilterHandle, IgnoreEvents, LogRecordGate, SpanSet, SplitFilter,
+    Swappable, DEFAULT_SPANS, SPANS_ENV,
 };
 use crate::output::layer::OutputLayer;
 use crate::output::{Output, OutputFormat, SpanLines};
@@ -623,17 +623,15 @@ impl Builder {
         let mut layers: Vec<BoxedLayer> = Vec::with_capacity(outputs.len() + 2);
         if let Some(provider) = &tracer_provider {
             let tracer = provider.tracer("tracing-correlation");
-            let events = self.otel_span_events.then(|| line_filters[0].clone());
-            let filter = match events {
-                Some(events) => SplitFilter::new(span_set.clone(), events),
-                None => SplitFilter::spans_only(span_set.clone()),
-            };
-            layers.push(
-                tracing_opentelemetry::layer()
-                    .with_tracer(tracer)
-                    .with_filter(filter)
-                    .boxed(),
-            );
+            let otel = tracing_opentelemetry::layer().with_tracer(tracer);
+            layers.push(if self.otel_span_events {
+                otel.with_filter(SplitFilter::new(span_set.clone(), line_filters[0].clone()))
+                    .boxed()
+            } else {
+                IgnoreEvents(otel)
+                    .with_filter(SplitFilter::spans_only(span_set.clone()))
+                    .boxed()
+            });
         }
         let correlation = if tracer_provider.is_some() {
             CorrelationLayer::with_opentelemetry()
