@@ -110,3 +110,48 @@ fn custom_trace_keys_named_like_fixed_keys_are_renamed_and_reported() {
         assert_eq!(line["fields.level"], flags.as_str(), "{mode:?}");
     }
 }
+
+/// The same callsite through two outputs whose formats reserve different
+/// keys, on one thread: a field named like one format's level key is
+/// renamed there and kept as is in the other, every time (the per-callsite
+/// decision that skips the duplicate check is made per format). A duplicate
+/// name within one callsite is renamed under both.
+#[test]
+fn one_callsite_through_two_formats_is_renamed_only_where_its_key_is_taken() {
+    use tracing_correlation::{builder, Output, Profile};
+    let ecs = support::Captured::default();
+    let otel = support::Captured::default();
+    // The format where the keys are free formats first: its decision must
+    // not carry over to the other.
+    let (dispatch, _guard) = builder()
+        .writer(otel.clone())
+        .json(JsonFormat::new())
+        .filter("info")
+        .output(
+            Output::make_writer(ecs.clone())
+                .json(JsonFormat::new().with_profile(Profile::ecs()))
+                .filter("info"),
+        )
+        .build()
+        .expect("valid");
+    tracing::dispatcher::with_default(&dispatch, || {
+        for round in 0..3 {
+            tracing::info!(log.level = round, "clash in ecs");
+            tracing::info!(a = 1, a = 2, "same name twice");
+        }
+    });
+    let ecs = ecs.lines();
+    let otel = otel.lines();
+    assert_eq!((ecs.len(), otel.len()), (6, 6));
+    for round in 0..3 {
+        let (e, o) = (&ecs[round * 2], &otel[round * 2]);
+        assert_eq!(e["log.level"], "info", "{e}");
+        assert_eq!(e["fields.log.level"], round, "{e}");
+        assert_eq!(o["log.level"], round, "{o}");
+        assert_eq!(o["level"], "INFO", "{o}");
+        for line in [&ecs[round * 2 + 1], &otel[round * 2 + 1]] {
+            assert_eq!(line["a"], 1, "{line}");
+            assert_eq!(line["fields.a"], 2, "{line}");
+        }
+    }
+}

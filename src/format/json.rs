@@ -145,7 +145,13 @@ struct Layout {
     location_keys_free: bool,
     exception: ExceptionKeys,
     conflicts: Vec<KeyConflict>,
+    /// Names this layout in the per-thread [`PLAIN_KEYS`] memo: a new
+    /// layout (another profile, other static fields) gets a new one.
+    id: u64,
 }
+
+/// Source of [`Layout::id`]s.
+static NEXT_LAYOUT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 #[derive(Debug, Clone)]
 enum RenderedLocation {
@@ -566,6 +572,7 @@ impl Layout {
             reserved,
             exception: profile.exception.keys(),
             conflicts: claims.conflicts,
+            id: NEXT_LAYOUT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 }
@@ -865,7 +872,16 @@ impl<T: FormatTime> JsonFormat<T> {
                 flat_baggage,
             )?
         } else {
-            let mut keys = KeySet::<EVENT_KEYS>::with_bits(reserved, bits);
+            // A callsite whose keys cannot collide (checked once per thread)
+            // skips the per-member duplicate check, the bulk of a wide
+            // event's cost.
+            let plain = flat_baggage.is_none()
+                && plain_keys(meta, layout, config.placement == FieldPlacement::Nested);
+            let mut keys = if plain {
+                KeySet::<EVENT_KEYS>::unchecked()
+            } else {
+                KeySet::<EVENT_KEYS>::with_bits(reserved, bits)
+            };
             let mut fields = JsonFields::new(&mut *out, &mut keys, pass, opening, ",")
                 .with_message_key(&layout.message)
                 .with_exception_keys(Some(&layout.exception));
@@ -888,6 +904,92 @@ impl<T: FormatTime> JsonFormat<T> {
         }
         Ok(dropped)
     }
+}
+
+/// Slots of the per-thread memo of plain callsites (direct-mapped by the
+/// metadata's address).
+const PLAIN_SLOTS: usize = 64;
+
+thread_local! {
+    /// Per thread: (metadata address, layout id and placement, plain?) of
+    /// the callsites last seen in each slot. Per thread, so the hot path
+    /// shares no cache line with other threads and takes no lock.
+    static PLAIN_KEYS: [std::cell::Cell<(usize, u64, bool)>; PLAIN_SLOTS] =
+        const { [const { std::cell::Cell::new((0, 0, false)) }; PLAIN_SLOTS] };
+}
+
+/// Whether every key an event of `meta` can claim under `layout` is free
+/// and unique, so that the checked key set would answer "no rename" for
+/// each: then the check is skipped. Decided once per callsite per thread.
+fn plain_keys(meta: &tracing_core::Metadata<'_>, layout: &Layout, nested: bool) -> bool {
+    let address = std::ptr::from_ref(meta) as usize;
+    let key = layout.id << 1 | u64::from(nested);
+    let slot = (address >> 4) % PLAIN_SLOTS;
+    PLAIN_KEYS
+        .try_with(|memo| {
+            let (seen, seen_key, plain) = memo[slot].get();
+            if seen == address && seen_key == key {
+                return plain;
+            }
+            let reserved: &[Cow<'static, str>] = if nested { &[] } else { &layout.reserved };
+            let plain = keys_cannot_collide(meta.fields(), reserved, &layout.exception);
+            memo[slot].set((address, key, plain));
+            plain
+        })
+        .unwrap_or(false)
+}
+
+/// The keys a field set can claim: each field's name (one `message` is
+/// written under the message key instead), `<name>.chain` for an error's
+/// sources, and the exception keys. None may be reserved or appear twice.
+fn keys_cannot_collide(
+    fields: &tracing_core::field::FieldSet,
+    reserved: &[Cow<'static, str>],
+    exception: &ExceptionKeys,
+) -> bool {
+    use super::fields::CHAIN_SUFFIX;
+    let names = || fields.iter().map(|f| f.name());
+    if names().filter(|&n| n == "message").count() > 1 {
+        return false;
+    }
+    let names = || names().filter(|&n| n != "message");
+    let chained = |key: &str, name: &str| {
+        key.len() == name.len() + CHAIN_SUFFIX.len()
+            && key.starts_with(name)
+            && key.ends_with(CHAIN_SUFFIX)
+    };
+    let fixed = [
+        exception.type_key.as_deref(),
+        exception.message_key.as_deref(),
+    ];
+    let fixed = || fixed.iter().flatten().copied();
+    let is_reserved = |key: &str| reserved.iter().any(|r| r == key);
+    if let [Some(a), Some(b)] = [
+        exception.type_key.as_deref(),
+        exception.message_key.as_deref(),
+    ] {
+        if a == b {
+            return false;
+        }
+    }
+    if fixed().any(is_reserved) {
+        return false;
+    }
+    for (i, name) in names().enumerate() {
+        if is_reserved(name) || fixed().any(|key| key == name) {
+            return false;
+        }
+        // `<name>.chain` may not be reserved, an exception key or a name.
+        if reserved.iter().any(|r| chained(r, name)) || fixed().any(|k| chained(k, name)) {
+            return false;
+        }
+        for other in names().skip(i + 1) {
+            if other == name || chained(other, name) || chained(name, other) {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// Writes the timer's output escaped; short output (any sane timestamp) goes
