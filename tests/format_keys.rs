@@ -155,3 +155,41 @@ fn one_callsite_through_two_formats_is_renamed_only_where_its_key_is_taken() {
         }
     }
 }
+
+/// Span fields are kept inline up to a size and on the heap beyond: values
+/// recorded again (growing across that size, shrinking back, in the middle
+/// of other members) leave exactly one member per field, in order.
+#[test]
+fn span_fields_recorded_again_across_the_inline_size_keep_every_member() {
+    let out = support::Captured::default();
+    let (dispatch, _guard) = tracing_correlation::builder()
+        .writer(out.clone())
+        .json(JsonFormat::new().without_time())
+        .filter("info")
+        .build()
+        .expect("valid");
+    let long = "x".repeat(150);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let span = tracing::info_span!("job", a = "short", b = Empty, c = 3);
+        let _entered = span.enter();
+        tracing::info!("first");
+        span.record("b", long.as_str());
+        tracing::info!("grown");
+        span.record("a", "é\u{1f600}");
+        span.record("b", "tiny");
+        tracing::info!("shrunk");
+    });
+    let spans: Vec<String> = out
+        .text()
+        .lines()
+        .map(|line| line[line.find(",\"span\":").expect("a span member")..].to_owned())
+        .collect();
+    assert_eq!(
+        spans,
+        [
+            r#","span":{"name":"job","a":"short","c":3}}"#.to_owned(),
+            format!(r#","span":{{"name":"job","a":"short","c":3,"b":"{long}"}}}}"#),
+            r#","span":{"name":"job","c":3,"a":"é😀","b":"tiny"}}"#.to_owned(),
+        ]
+    );
+}
