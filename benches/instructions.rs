@@ -27,17 +27,21 @@ struct Counting;
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
+// SAFETY: forwards to the system allocator unchanged; only counts calls.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.alloc(layout)
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.realloc(ptr, layout, new_size)
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
 
@@ -276,11 +280,10 @@ const CASES: &[Case] = &[
 ];
 
 fn find(name: &str) -> fn(u64) {
-    CASES
-        .iter()
-        .find(|(case, _)| *case == name)
-        .map(|(_, run)| *run)
-        .unwrap_or_else(|| panic!("no case {name}; `list` names them"))
+    CASES.iter().find(|(case, _)| *case == name).map_or_else(
+        || panic!("no case {name}; `list` names them"),
+        |(_, run)| *run,
+    )
 }
 
 fn main() {
@@ -304,7 +307,9 @@ fn main() {
                 ALLOCATIONS.load(Ordering::Relaxed) - before
             };
             let (short, long) = (count(1_000), count(11_000));
-            println!("{}", long.saturating_sub(short) as f64 / 10_000.0);
+            // Per operation, to two decimals.
+            let hundredths = long.saturating_sub(short) / 100;
+            println!("{}.{:02}", hundredths / 100, hundredths % 100);
         }
         [name, iterations] => find(name)(iterations.parse().expect("a number of iterations")),
         // `cargo bench` with no arguments (or criterion's flags): a quick

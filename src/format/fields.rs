@@ -217,7 +217,9 @@ pub(crate) fn write_suffixed_key<W: Write + ?Sized>(
         out.write_str(RENAME_PREFIX)?;
     }
     write_escaped(out, name)?;
-    write_escaped(out, suffix)?;
+    if !suffix.is_empty() {
+        write_escaped(out, suffix)?;
+    }
     out.write_str("\":")
 }
 

@@ -95,6 +95,9 @@ pub enum FieldPlacement {
 #[derive(Debug, Clone)]
 pub struct JsonFormat<T = Rfc3339Micros> {
     timer: Option<T>,
+    /// The timer is the default [`Rfc3339Micros`]: its text is written
+    /// directly (it needs no escaping).
+    default_timer: bool,
     config: Config,
     /// Everything `config` decides, rendered once.
     layout: Layout,
@@ -180,6 +183,7 @@ impl JsonFormat {
         };
         Self {
             timer: Some(Rfc3339Micros),
+            default_timer: true,
             layout: Layout::new(&config),
             config,
         }
@@ -199,6 +203,7 @@ impl<T> JsonFormat<T> {
     pub fn with_timer<T2>(self, timer: T2) -> JsonFormat<T2> {
         JsonFormat {
             timer: Some(timer),
+            default_timer: false,
             config: self.config,
             layout: self.layout,
         }
@@ -676,10 +681,15 @@ impl<T: FormatTime> JsonFormat<T> {
         let meta = event.metadata();
         let config = &self.config;
         let layout = &self.layout;
+        let facts = callsite_facts(meta, layout, config.placement == FieldPlacement::Nested);
         out.write_str("{")?;
         if let Some(timer) = &self.timer {
             out.write_str(&layout.timestamp)?;
-            write_time(out, timer)?;
+            if self.default_timer {
+                super::time::write_now(out)?;
+            } else {
+                write_time(out, timer)?;
+            }
             out.write_str("\",")?;
         }
         out.write_str(&layout.levels[Profile::level_index(*meta.level())])?;
@@ -701,6 +711,11 @@ impl<T: FormatTime> JsonFormat<T> {
                 .then(|| crate::log_bridge::record_target(event, |t| write_quoted(out, t)))
             {
                 Some(Some(written)) => written?,
+                _ if facts.clean_target => {
+                    out.write_str("\"")?;
+                    out.write_str(meta.target())?;
+                    out.write_str("\"")?;
+                }
                 _ => write_quoted(out, meta.target())?,
             }
         }
@@ -708,7 +723,7 @@ impl<T: FormatTime> JsonFormat<T> {
             self.write_location(out, meta)?;
         }
 
-        let dropped = self.write_message_and_fields(out, event, forwarded)?;
+        let dropped = self.write_message_and_fields(out, event, forwarded, facts)?;
         out.write_str(&layout.statics)?;
         if dropped > 0 {
             out.write_str(&layout.dropped)?;
@@ -812,6 +827,7 @@ impl<T: FormatTime> JsonFormat<T> {
         out: &mut W,
         event: &Event<'_>,
         forwarded: bool,
+        facts: CallsiteFacts,
     ) -> Result<u32, fmt::Error> {
         let meta = event.metadata();
         let config = &self.config;
@@ -875,8 +891,7 @@ impl<T: FormatTime> JsonFormat<T> {
             // A callsite whose keys cannot collide (checked once per thread)
             // skips the per-member duplicate check, the bulk of a wide
             // event's cost.
-            let plain = flat_baggage.is_none()
-                && plain_keys(meta, layout, config.placement == FieldPlacement::Nested);
+            let plain = flat_baggage.is_none() && facts.plain_keys;
             let mut keys = if plain {
                 KeySet::<EVENT_KEYS>::unchecked()
             } else {
@@ -914,29 +929,54 @@ thread_local! {
     /// Per thread: (metadata address, layout id and placement, plain?) of
     /// the callsites last seen in each slot. Per thread, so the hot path
     /// shares no cache line with other threads and takes no lock.
-    static PLAIN_KEYS: [std::cell::Cell<(usize, u64, bool)>; PLAIN_SLOTS] =
-        const { [const { std::cell::Cell::new((0, 0, false)) }; PLAIN_SLOTS] };
+    static PLAIN_KEYS: [std::cell::Cell<(usize, u64, CallsiteFacts)>; PLAIN_SLOTS] =
+        const { [const { std::cell::Cell::new((0, 0, CallsiteFacts::NONE)) }; PLAIN_SLOTS] };
 }
 
-/// Whether every key an event of `meta` can claim under `layout` is free
-/// and unique, so that the checked key set would answer "no rename" for
-/// each: then the check is skipped. Decided once per callsite per thread.
-fn plain_keys(meta: &tracing_core::Metadata<'_>, layout: &Layout, nested: bool) -> bool {
+/// What is known of a callsite once and for all (for one layout).
+#[derive(Clone, Copy)]
+struct CallsiteFacts {
+    /// See [`keys_cannot_collide`].
+    plain_keys: bool,
+    /// The target needs no escaping.
+    clean_target: bool,
+}
+
+impl CallsiteFacts {
+    /// Nothing known: every check is made.
+    const NONE: Self = Self {
+        plain_keys: false,
+        clean_target: false,
+    };
+}
+
+/// What is known of `meta`'s callsite under `layout`: whether every key an
+/// event of it can claim is free and unique (so the checked key set would
+/// answer "no rename" for each, and the check is skipped), and whether its
+/// target needs escaping. Decided once per callsite per thread.
+fn callsite_facts(
+    meta: &tracing_core::Metadata<'_>,
+    layout: &Layout,
+    nested: bool,
+) -> CallsiteFacts {
     let address = std::ptr::from_ref(meta) as usize;
     let key = layout.id << 1 | u64::from(nested);
     let slot = (address >> 4) % PLAIN_SLOTS;
     PLAIN_KEYS
         .try_with(|memo| {
-            let (seen, seen_key, plain) = memo[slot].get();
+            let (seen, seen_key, facts) = memo[slot].get();
             if seen == address && seen_key == key {
-                return plain;
+                return facts;
             }
             let reserved: &[Cow<'static, str>] = if nested { &[] } else { &layout.reserved };
-            let plain = keys_cannot_collide(meta.fields(), reserved, &layout.exception);
-            memo[slot].set((address, key, plain));
-            plain
+            let facts = CallsiteFacts {
+                plain_keys: keys_cannot_collide(meta.fields(), reserved, &layout.exception),
+                clean_target: !super::escape::may_need_escape(meta.target().as_bytes()),
+            };
+            memo[slot].set((address, key, facts));
+            facts
         })
-        .unwrap_or(false)
+        .unwrap_or(CallsiteFacts::NONE)
 }
 
 /// The keys a field set can claim: each field's name (one `message` is

@@ -237,9 +237,9 @@ impl<S: Subscriber> Filter<S> for SplitFilter {
         if meta.is_span() {
             self.spans.enabled(meta, cx)
         } else {
-            self.events
-                .as_ref()
-                .is_none_or(|events| Filter::<S>::enabled(&events.0.load().env, meta, cx))
+            self.events.as_ref().map_or(true, |events| {
+                Filter::<S>::enabled(&events.0.load().env, meta, cx)
+            })
         }
     }
 
