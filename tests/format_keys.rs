@@ -193,3 +193,39 @@ fn span_fields_recorded_again_across_the_inline_size_keep_every_member() {
         ]
     );
 }
+
+/// Names that need escaping (a quote in a field name, a span name or a
+/// target) are escaped, every time the callsite logs, while clean ones next
+/// to them are written as they are.
+#[test]
+fn names_that_need_escaping_are_escaped_on_every_line() {
+    let out = support::Captured::default();
+    let (dispatch, _guard) = tracing_correlation::builder()
+        .writer(out.clone())
+        .json(JsonFormat::new().without_time())
+        .filter("info")
+        .build()
+        .expect("valid");
+    tracing::dispatcher::with_default(&dispatch, || {
+        for _ in 0..2 {
+            let span = tracing::info_span!("we\"ird\nspan", "sp\"an.key" = 1, plain = 2);
+            let _entered = span.enter();
+            tracing::info!(target: "tar\"get", clean = 2, "a\"b" = 1, "c\\d" = 3, "hostile");
+        }
+    });
+    let text = out.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    for line in lines {
+        let value = support::parse_strict(line);
+        assert_eq!(value["target"], "tar\"get", "{line}");
+        assert_eq!(value["a\"b"], 1, "{line}");
+        assert_eq!(value["clean"], 2, "{line}");
+        assert_eq!(value["c\\d"], 3, "{line}");
+        assert_eq!(
+            value["span"],
+            json!({"name": "we\"ird\nspan", "sp\"an.key": 1, "plain": 2}),
+            "{line}"
+        );
+    }
+}

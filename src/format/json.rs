@@ -892,7 +892,9 @@ impl<T: FormatTime> JsonFormat<T> {
             // skips the per-member duplicate check, the bulk of a wide
             // event's cost.
             let plain = flat_baggage.is_none() && facts.plain_keys;
-            let mut keys = if plain {
+            let mut keys = if plain && facts.clean_names {
+                KeySet::<EVENT_KEYS>::unchecked_clean()
+            } else if plain {
                 KeySet::<EVENT_KEYS>::unchecked()
             } else {
                 KeySet::<EVENT_KEYS>::with_bits(reserved, bits)
@@ -940,6 +942,8 @@ struct CallsiteFacts {
     plain_keys: bool,
     /// The target needs no escaping.
     clean_target: bool,
+    /// No field name needs escaping.
+    clean_names: bool,
 }
 
 impl CallsiteFacts {
@@ -947,6 +951,7 @@ impl CallsiteFacts {
     const NONE: Self = Self {
         plain_keys: false,
         clean_target: false,
+        clean_names: false,
     };
 }
 
@@ -972,6 +977,10 @@ fn callsite_facts(
             let facts = CallsiteFacts {
                 plain_keys: keys_cannot_collide(meta.fields(), reserved, &layout.exception),
                 clean_target: !super::escape::may_need_escape(meta.target().as_bytes()),
+                clean_names: meta
+                    .fields()
+                    .iter()
+                    .all(|f| !super::escape::may_need_escape(f.name().as_bytes())),
             };
             memo[slot].set((address, key, facts));
             facts

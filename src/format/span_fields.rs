@@ -36,6 +36,8 @@ struct Member {
 /// A span's name and fields as JSON object members, ready to splice.
 pub(crate) struct SpanFields {
     name: &'static str,
+    /// `name` needs no escaping (decided once, at creation).
+    clean_name: bool,
     /// `,"key":value` for each recorded field, in recording order.
     members: MemberText,
     /// Each member's key and byte range (leading comma included), so a field
@@ -50,6 +52,7 @@ impl SpanFields {
         let field_count = attrs.fields().len();
         let mut this = Self {
             name: attrs.metadata().name(),
+            clean_name: !super::escape::may_need_escape(attrs.metadata().name().as_bytes()),
             // Typical fields fit inline: creating a span allocates nothing
             // for them.
             members: MemberText::default(),
@@ -61,7 +64,7 @@ impl SpanFields {
             // A new span has no members yet: one key set serves every field,
             // and most field sets need no checking at all.
             let mut keys = if plain_names(attrs.metadata().fields()) {
-                KeySet::<SPAN_KEYS>::unchecked()
+                KeySet::<SPAN_KEYS>::unchecked_clean()
             } else {
                 KeySet::<SPAN_KEYS>::new(RESERVED)
             };
@@ -84,7 +87,11 @@ impl SpanFields {
     /// Writes `"name":"…",…fields` (no braces).
     pub(crate) fn write_members<W: Write + ?Sized>(&self, out: &mut W) -> fmt::Result {
         out.write_str("\"name\":\"")?;
-        write_escaped(out, self.name)?;
+        if self.clean_name {
+            out.write_str(self.name)?;
+        } else {
+            write_escaped(out, self.name)?;
+        }
         out.write_str("\"")?;
         out.write_str(self.members.as_str())
     }
@@ -221,7 +228,8 @@ impl Write for MemberText {
 }
 
 /// Whether a field set's names can be written as they are: distinct, not
-/// `name`, and not looking like a renamed key or an error's chain key.
+/// `name`, not looking like a renamed key or an error's chain key, and with
+/// nothing to escape.
 fn plain_names(fields: &tracing_core::field::FieldSet) -> bool {
     let mut names = fields.iter().map(|f| f.name());
     let mut seen: [&str; SPAN_KEYS] = [""; SPAN_KEYS];
@@ -230,6 +238,7 @@ fn plain_names(fields: &tracing_core::field::FieldSet) -> bool {
             || name == "name"
             || name.starts_with(super::fields::RENAME_PREFIX)
             || name.ends_with(CHAIN_SUFFIX)
+            || super::escape::may_need_escape(name.as_bytes())
             || seen[..i].contains(&name)
         {
             return false;
