@@ -359,7 +359,10 @@ mod tests {
 
     #[test]
     fn cached_hex_follows_the_ids_asked_for() {
-        let a = (0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c_u128, 0xb7ad_6b71_6920_3331_u64);
+        let a = (
+            0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c_u128,
+            0xb7ad_6b71_6920_3331_u64,
+        );
         let b = (a.0, 0x00f0_67aa_0ba9_02b7_u64);
         let c = (0xff_u128, a.1);
         for (trace, span) in [a, a, b, a, c, (0, 0), c, (0, 0)] {

@@ -738,11 +738,7 @@ impl<T: FormatTime> JsonFormat<T> {
             }
             if config.span_list {
                 out.write_str(",\"spans\":[")?;
-                for (i, span) in span.scope().from_root().enumerate() {
-                    out.write_str(if i == 0 { "{" } else { ",{" })?;
-                    write_span_members(out, &span)?;
-                    out.write_str("}")?;
-                }
+                write_span_list(out, span, layout.id)?;
                 out.write_str("]")?;
             }
         }
@@ -1089,6 +1085,78 @@ impl Write for StackText {
         self.len = end;
         Ok(())
     }
+}
+
+thread_local! {
+    /// The span list this thread rendered last: the format's layout (one
+    /// format's layer may see other spans than another's), the span's
+    /// registry id and its own span id (registry ids are reused after a span
+    /// closes; span ids are random), the span-field generation it was
+    /// rendered at, and the text. Consecutive lines of one span (the common case) copy it
+    /// instead of walking the scope, which costs a registry lookup and an
+    /// extensions lock per ancestor.
+    static LAST_SPAN_LIST: RefCell<(SpanListKey, String)> =
+        const { RefCell::new(((0, 0, 0, 0), String::new())) };
+}
+
+/// Layout id, registry id, span id, span-field generation.
+type SpanListKey = (u64, u64, u64, u64);
+
+/// Writes `{…},{…}`: every span of `span`'s scope, root first.
+fn write_span_list<'a, R: LookupSpan<'a>, W: Write + ?Sized>(
+    out: &mut W,
+    span: &SpanRef<'a, R>,
+    layout: u64,
+) -> fmt::Result {
+    let own = with_span_data(span, |data| data.ids().map(|ids| ids.span_id()))
+        .flatten()
+        .map(|id| u64::from_be_bytes(id.to_bytes()));
+    let Some(own) = own else {
+        return render_span_list(out, span);
+    };
+    let key = (
+        layout,
+        span.id().into_u64(),
+        own,
+        crate::format::span_fields::generation(),
+    );
+    let cached = LAST_SPAN_LIST.try_with(|last| {
+        let Ok(mut last) = last.try_borrow_mut() else {
+            return None;
+        };
+        let (seen, text) = &mut *last;
+        if *seen != key {
+            text.clear();
+            if render_span_list(text, span).is_err() {
+                *seen = (0, 0, 0, 0);
+                return None;
+            }
+            *seen = key;
+        }
+        let written = out.write_str(text);
+        if text.capacity() > MAX_KEPT_LINE_CAPACITY {
+            *text = String::new();
+            *seen = (0, 0, 0, 0);
+        }
+        Some(written)
+    });
+    match cached {
+        Ok(Some(written)) => written,
+        _ => render_span_list(out, span),
+    }
+}
+
+/// Walks `span`'s scope, root first, writing each span's object.
+fn render_span_list<'a, R: LookupSpan<'a>, W: Write + ?Sized>(
+    out: &mut W,
+    span: &SpanRef<'a, R>,
+) -> fmt::Result {
+    for (i, span) in span.scope().from_root().enumerate() {
+        out.write_str(if i == 0 { "{" } else { ",{" })?;
+        write_span_members(out, &span)?;
+        out.write_str("}")?;
+    }
+    Ok(())
 }
 
 /// Writes a span's `"name":…` and fields (no braces).
