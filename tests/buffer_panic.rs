@@ -40,7 +40,11 @@ fn a_panic_writes_the_requests_buffered_lines_before_the_panic_line() {
         .collect();
     assert_eq!(
         messages,
-        ["before the panic", "right before the panic", "panicked: boom"]
+        [
+            "before the panic",
+            "right before the panic",
+            "panicked: boom"
+        ]
     );
     for line in &lines {
         assert_eq!(line["trace_id"], ids.trace_id_hex().as_str());

@@ -63,11 +63,9 @@ fn a_5xx_completion_line_writes_the_requests_buffered_lines_first() {
     for path in ["/ok", "/missing", "/broken"] {
         let status = runtime.block_on(async {
             let request = Request::get(path).body(Body::empty()).unwrap();
-            poll_fn(|cx| {
-                tower_service::Service::<Request<Body>>::poll_ready(&mut service, cx)
-            })
-            .await
-            .unwrap();
+            poll_fn(|cx| tower_service::Service::<Request<Body>>::poll_ready(&mut service, cx))
+                .await
+                .unwrap();
             service.call(request).await.unwrap().status()
         });
         let expected = match path {
@@ -107,8 +105,5 @@ fn a_5xx_completion_line_writes_the_requests_buffered_lines_first() {
         assert_eq!(line["span_id"], lines[4]["span_id"]);
     }
     let stats = guard.buffer_stats(0).unwrap();
-    assert_eq!(
-        (stats.buffered, stats.flushed, stats.discarded),
-        (4, 2, 2)
-    );
+    assert_eq!((stats.buffered, stats.flushed, stats.discarded), (4, 2, 2));
 }
