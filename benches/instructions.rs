@@ -83,6 +83,46 @@ fn disabled_info() {
     tracing::info!(user_id = black_box(42), "request handled");
 }
 
+/// The builder at `filter`, keeping what it does not write until the
+/// request fails (bounds large enough that no line of the run is dropped).
+fn ours_buffered(filter: &str) -> (Dispatch, tracing_correlation::LoggingGuard) {
+    tracing_correlation::builder()
+        .writer(std::io::sink)
+        .filter(filter)
+        .buffer_until_error(
+            tracing_correlation::BufferConfig::new(tracing::Level::DEBUG)
+                .per_trace_bytes(8 << 20)
+                .total_bytes(64 << 20),
+        )
+        .build()
+        .expect("valid")
+}
+
+/// The builder at `filter` with per-request verbosity from baggage.
+fn ours_raisable(filter: &str) -> Dispatch {
+    let (dispatch, guard) = tracing_correlation::builder()
+        .writer(std::io::sink)
+        .filter(filter)
+        .verbosity_from_baggage(tracing_correlation::VerbosityConfig::new("log.level"))
+        .build()
+        .expect("valid");
+    std::mem::forget(guard);
+    dispatch
+}
+
+/// Runs `op` in three spans of a request that is not raised, while another
+/// request of the process is raised (so raisable callsites are `sometimes`).
+fn beside_a_raised_request(dispatch: &Dispatch, iterations: u64, op: impl Fn()) {
+    use tracing_correlation::opentelemetry::baggage::BaggageExt as _;
+    use tracing_correlation::opentelemetry::{Context, KeyValue};
+    let raised = tracing::dispatcher::with_default(dispatch, || {
+        let _marked = Context::current_with_baggage([KeyValue::new("log.level", "debug")]).attach();
+        tracing::info_span!("raised request")
+    });
+    in_three_spans(dispatch, iterations, op);
+    tracing::dispatcher::with_default(dispatch, || drop(raised));
+}
+
 type Case = (&'static str, fn(u64));
 
 const CASES: &[Case] = &[
@@ -104,7 +144,45 @@ const CASES: &[Case] = &[
     ("ours_warn_disabled_info", |n| {
         in_three_spans(&ours("warn"), n, disabled_info);
     }),
+    // Error-triggered buffering: a DEBUG line written vs the same line kept
+    // in the request's buffer (with `INSTRUCTIONS_STATS` set, the buffered
+    // case prints the bytes it holds per line on stderr).
+    ("ours_debug_written", |n| {
+        in_three_spans(&ours("debug"), n, buffered_debug);
+    }),
+    ("ours_debug_buffered", |n| {
+        let (dispatch, guard) = ours_buffered("info");
+        in_three_spans(&dispatch, n, buffered_debug);
+        if std::env::var_os("INSTRUCTIONS_STATS").is_some() {
+            let stats = guard.buffer_stats(0).expect("buffered output");
+            eprintln!(
+                "buffered lines {} held bytes {} bytes per line {:.1}",
+                stats.held_lines,
+                stats.held_bytes,
+                stats.held_bytes as f64 / stats.held_lines as f64
+            );
+        }
+        std::mem::forget(guard);
+    }),
+    // Per-request verbosity: a DEBUG line at `warn` in a request that is
+    // not raised, with no raised request open (compare with
+    // ours_warn_disabled_debug), and while another one is.
+    ("ours_raisable_warn_disabled_debug", |n| {
+        in_three_spans(&ours_raisable("warn"), n, disabled_debug);
+    }),
+    ("ours_raisable_warn_debug_beside_a_raised_request", |n| {
+        beside_a_raised_request(&ours_raisable("warn"), n, disabled_debug);
+    }),
 ];
+
+/// The DEBUG line of the buffering cases: the fields of `event`.
+fn buffered_debug() {
+    tracing::debug!(
+        user_id = black_box(42),
+        path = "/api/items",
+        "request handled"
+    );
+}
 
 fn main() {
     let args: Vec<String> = std::env::args()
