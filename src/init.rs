@@ -18,7 +18,7 @@ use crate::output::filter::{
     Swappable, DEFAULT_SPANS, SPANS_ENV,
 };
 use crate::output::layer::OutputLayer;
-use crate::output::verbosity::{Verbosity, VerbosityLayer};
+use crate::output::verbosity::{RaiseGate, Verbosity, VerbosityLayer};
 use crate::output::{BufferConfig, BufferStats, VerbosityConfig, VerbosityStats};
 use crate::output::{Output, OutputFormat, SpanLines};
 use crate::sink::{DropReport, LineSink, OutputReport, WriteMode};
@@ -728,6 +728,11 @@ impl Builder {
             )
             .with_raise(raise.clone()),
         );
+        let gate_filters: Vec<Swappable> = line_filters
+            .iter()
+            .cloned()
+            .chain(captures.iter().flatten().map(|(c, _)| c.clone()))
+            .collect();
         let buffers: Vec<Option<Arc<TraceBuffers>>> = captures
             .iter()
             .map(|c| c.as_ref().map(|(_, b)| b.clone()))
@@ -781,6 +786,14 @@ impl Builder {
         layers.append(&mut self.layers);
 
         let subscriber = tracing_subscriber::registry().with(layers);
+        // With a raise, a gate in front refuses cheaply the events only a
+        // raise could enable on threads in no raised span.
+        let dispatch = match &raise {
+            Some(raise) => {
+                tracing::Dispatch::new(RaiseGate::new(subscriber, raise.clone(), gate_filters))
+            }
+            None => tracing::Dispatch::new(subscriber),
+        };
         let guard = LoggingGuard {
             provider: tracer_provider,
             sinks,
@@ -789,7 +802,7 @@ impl Builder {
             buffers,
             verbosity: raise,
         };
-        Ok((tracing::Dispatch::new(subscriber), guard))
+        Ok((dispatch, guard))
     }
 
     /// What a test capture wants where the caller chose nothing: every

@@ -366,3 +366,53 @@ fn with_no_raised_request_open_debug_callsites_are_disabled_again() {
         (tracing::level_filters::LevelFilter::INFO, false)
     );
 }
+
+/// A raised request open on the side; an ordinary request logs DEBUG.
+fn beside_a_raised_request(filter: &str) -> Vec<String> {
+    use opentelemetry::baggage::BaggageExt as _;
+    let out = Captured::default();
+    let (dispatch, guard) = tracing_correlation::builder()
+        .writer(out.clone())
+        .filter(filter)
+        .span_filter("info")
+        .verbosity_from_baggage(VerbosityConfig::new("log.level"))
+        .build()
+        .expect("valid configuration");
+    tracing::dispatcher::with_default(&dispatch, || {
+        let raised = {
+            let _marked =
+                opentelemetry::Context::current_with_baggage([opentelemetry::KeyValue::new(
+                    "log.level",
+                    "debug",
+                )])
+                .attach();
+            tracing::info_span!("raised request")
+        };
+        raised.in_scope(|| tracing::debug!("raised: detail"));
+        tracing::info_span!("ordinary request").in_scope(|| {
+            tracing::debug!("ordinary: detail");
+            tracing::info!("ordinary: done");
+        });
+        assert_eq!(guard.verbosity_stats().unwrap().open, 1);
+        drop(raised);
+        assert_eq!(guard.verbosity_stats().unwrap().open, 0);
+    });
+    own_lines_any_trace(&out)
+}
+
+#[test]
+fn a_raise_open_elsewhere_changes_nothing_for_other_requests() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let on_a_thread = |filter: &'static str| {
+        std::thread::spawn(move || beside_a_raised_request(filter))
+            .join()
+            .unwrap()
+    };
+    assert_eq!(on_a_thread("info"), ["raised: detail", "ordinary: done"]);
+    // A line the filter itself enables is written in any request, even
+    // while the gate in front refuses raise-only lines.
+    assert_eq!(
+        on_a_thread("info,verbosity_baggage=debug"),
+        ["raised: detail", "ordinary: detail", "ordinary: done"]
+    );
+}

@@ -99,6 +99,13 @@ impl Swappable {
         Filter::<S>::enabled(env, meta, cx)
     }
 
+    /// The most verbose level these directives may enable (`None`: any).
+    pub(crate) fn max_level_hint(&self) -> Option<LevelFilter> {
+        tracing_subscriber::layer::Filter::<tracing_subscriber::Registry>::max_level_hint(
+            &self.0.load().env,
+        )
+    }
+
     fn store(&self, directives: Directives) {
         self.0.store(Arc::new(directives));
     }
@@ -219,7 +226,7 @@ impl ExtraEvents {
     fn enabled<S: Subscriber>(&self, meta: &Metadata<'_>, cx: &Context<'_, S>) -> bool {
         self.raise
             .as_ref()
-            .is_some_and(|r| r.may_raise(meta.level()))
+            .is_some_and(|r| r.may_raise(meta.level()) && r.thread_in_raised())
             || self
                 .capture
                 .as_ref()
@@ -322,6 +329,16 @@ where
             None => Filter::<S>::event_enabled(env, event, cx),
             // `enabled` let the event through for the line filter or for
             // the extra events: find out which holds for this event.
+            // Only a raise is configured and none is open: as without it.
+            Some(extra)
+                if extra.capture.is_none()
+                    && !extra
+                        .raise
+                        .as_ref()
+                        .is_some_and(|r| r.may_raise(event.metadata().level())) =>
+            {
+                Filter::<S>::event_enabled(env, event, cx)
+            }
             Some(extra) => {
                 (events.enables_event(event, cx) && Filter::<S>::event_enabled(env, event, cx))
                     || extra.event_enabled(event, cx)
@@ -433,7 +450,11 @@ impl LogRecordGate {
                 None => unknown = true,
             }
         }
-        if self.raise.as_ref().is_some_and(|r| r.may_raise(&level)) {
+        if self
+            .raise
+            .as_ref()
+            .is_some_and(|r| r.may_raise(&level) && r.thread_in_raised())
+        {
             return None;
         }
         (!unknown).then_some(false)

@@ -198,8 +198,57 @@ struct Raised {
     root: Option<Option<u128>>,
 }
 
+/// Keeps a second dispatcher registered for the life of the process.
+///
+/// A raise rebuilds callsite interest from inside a span callback. While
+/// exactly one dispatcher is registered, tracing-core rebuilds against
+/// `dispatcher::get_default`, which, re-entered from inside a callback of a
+/// scoped (or, once any scoped one exists, the global) dispatcher, answers
+/// the no-op dispatcher: every callsite would be disabled. With two
+/// registered, it asks each registered dispatcher directly. The extra one is
+/// an idle subscriber: it only turns `always` interests into `sometimes`
+/// (event callsites of the builder's stack are never `always` anyway).
+fn keep_two_dispatchers_registered() {
+    static SECOND: std::sync::OnceLock<tracing_core::Dispatch> = std::sync::OnceLock::new();
+    SECOND.get_or_init(|| tracing_core::Dispatch::new(Idle));
+}
+
+/// The second dispatcher: wants nothing, and says so in its max level
+/// (`NoSubscriber` gives no hint, which would raise the global max level
+/// to TRACE).
+struct Idle;
+
+impl Subscriber for Idle {
+    fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
+        Interest::never()
+    }
+
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        false
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::OFF)
+    }
+
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+
+    fn record(&self, _: &Id, _: &tracing_core::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+    fn event(&self, _: &Event<'_>) {}
+
+    fn enter(&self, _: &Id) {}
+
+    fn exit(&self, _: &Id) {}
+}
+
 impl Verbosity {
     pub(crate) fn new(config: VerbosityConfig) -> Self {
+        keep_two_dispatchers_registered();
         Self {
             key: config.key.into_boxed_str(),
             floor: config.floor,
@@ -237,6 +286,20 @@ impl Verbosity {
     /// span decides: [`Verbosity::raises`]).
     pub(crate) fn may_raise(&self, level: &Level) -> bool {
         *level <= self.floor && self.is_active()
+    }
+
+    /// Whether this thread is inside a raised span of this raise (`true`
+    /// when it cannot tell: the exact check follows in `event_enabled`).
+    /// The cheap first answer for events of requests that are not raised.
+    pub(crate) fn thread_in_raised(&self) -> bool {
+        let me = std::ptr::from_ref(self) as usize;
+        ENTERED
+            .try_with(|entered| {
+                entered
+                    .try_borrow()
+                    .map_or(true, |entered| entered.iter().any(|(who, _)| *who == me))
+            })
+            .unwrap_or(true)
     }
 
     /// `sometimes` for callsites a raise could enable while one is open,
@@ -343,6 +406,12 @@ impl Verbosity {
     }
 }
 
+thread_local! {
+    /// The raised spans this thread is inside: (raise instance, span id).
+    static ENTERED: std::cell::RefCell<Vec<(usize, u64)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The span side of the raise: marks the spans of raised requests.
 #[derive(Debug)]
 pub(crate) struct VerbosityLayer {
@@ -406,6 +475,38 @@ where
         }
     }
 
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        let v = &self.verbosity;
+        if !v.is_active() {
+            return;
+        }
+        let raised = ctx
+            .span(id)
+            .is_some_and(|span| span.extensions().get::<Raised>().is_some());
+        if raised {
+            let me = std::ptr::from_ref::<Verbosity>(v) as usize;
+            let _ = ENTERED.try_with(|entered| {
+                if let Ok(mut entered) = entered.try_borrow_mut() {
+                    entered.push((me, id.into_u64()));
+                }
+            });
+        }
+    }
+
+    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
+        let me = std::ptr::from_ref::<Verbosity>(&self.verbosity) as usize;
+        let _ = ENTERED.try_with(|entered| {
+            if let Ok(mut entered) = entered.try_borrow_mut() {
+                if let Some(at) = entered
+                    .iter()
+                    .rposition(|entry| *entry == (me, id.into_u64()))
+                {
+                    entered.remove(at);
+                }
+            }
+        });
+    }
+
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else {
             return;
@@ -419,6 +520,150 @@ where
         if v.open.fetch_sub(1, Ordering::AcqRel) == 1 {
             // The last raise ended: back to `never`, free again.
             crate::output::filter::rebuilt();
+        }
+    }
+}
+
+/// The dispatcher's outermost check while a raise may be open: an event
+/// that only a raise could enable (more verbose than every output's own
+/// filter and capture), on a thread inside no raised span, is refused here,
+/// before the layers' per-layer filter machinery runs (about 800
+/// instructions for a `sometimes` callsite it would end up refusing).
+/// Everything else is passed to the stack unchanged.
+pub(crate) struct RaiseGate<S> {
+    inner: S,
+    raise: Arc<Verbosity>,
+    /// The outputs' line filters and capture directives.
+    filters: Vec<crate::output::filter::Swappable>,
+    /// The most verbose level they enable, updated at every interest
+    /// rebuild (every reload and every raise opening or ending calls one).
+    base: AtomicUsize,
+}
+
+impl<S> fmt::Debug for RaiseGate<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RaiseGate")
+            .field("raise", &self.raise)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `LevelFilter` as a number: 0 (OFF) to 5 (TRACE).
+fn level_rank(filter: LevelFilter) -> usize {
+    match filter.into_level() {
+        None => 0,
+        Some(Level::ERROR) => 1,
+        Some(Level::WARN) => 2,
+        Some(Level::INFO) => 3,
+        Some(Level::DEBUG) => 4,
+        Some(_) => 5,
+    }
+}
+
+impl<S: Subscriber> RaiseGate<S> {
+    pub(crate) fn new(
+        inner: S,
+        raise: Arc<Verbosity>,
+        filters: Vec<crate::output::filter::Swappable>,
+    ) -> Self {
+        let gate = Self {
+            inner,
+            raise,
+            filters,
+            base: AtomicUsize::new(5),
+        };
+        gate.update_base();
+        gate
+    }
+
+    fn update_base(&self) {
+        let base = self
+            .filters
+            .iter()
+            .map(|f| f.max_level_hint().map_or(5, level_rank))
+            .max()
+            .unwrap_or(0);
+        self.base.store(base, Ordering::Relaxed);
+    }
+
+    /// Only a raise could enable `meta`, and this thread is in no raised span.
+    fn refused(&self, meta: &Metadata<'_>) -> bool {
+        !meta.is_span()
+            && level_rank(LevelFilter::from_level(*meta.level()))
+                > self.base.load(Ordering::Relaxed)
+            && !self.raise.thread_in_raised()
+    }
+}
+
+impl<S: Subscriber> Subscriber for RaiseGate<S> {
+    fn on_register_dispatch(&self, subscriber: &tracing_core::Dispatch) {
+        self.inner.on_register_dispatch(subscriber);
+    }
+
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        self.inner.register_callsite(metadata)
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        !self.refused(metadata) && self.inner.enabled(metadata)
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        self.update_base();
+        self.inner.max_level_hint()
+    }
+
+    fn new_span(&self, span: &Attributes<'_>) -> Id {
+        self.inner.new_span(span)
+    }
+
+    fn record(&self, span: &Id, values: &tracing_core::span::Record<'_>) {
+        self.inner.record(span, values);
+    }
+
+    fn record_follows_from(&self, span: &Id, follows: &Id) {
+        self.inner.record_follows_from(span, follows);
+    }
+
+    fn event_enabled(&self, event: &Event<'_>) -> bool {
+        self.inner.event_enabled(event)
+    }
+
+    fn event(&self, event: &Event<'_>) {
+        self.inner.event(event);
+    }
+
+    fn enter(&self, span: &Id) {
+        self.inner.enter(span);
+    }
+
+    fn exit(&self, span: &Id) {
+        self.inner.exit(span);
+    }
+
+    fn clone_span(&self, id: &Id) -> Id {
+        self.inner.clone_span(id)
+    }
+
+    fn try_close(&self, id: Id) -> bool {
+        self.inner.try_close(id)
+    }
+
+    fn current_span(&self) -> tracing_core::span::Current {
+        self.inner.current_span()
+    }
+
+    // SAFETY: the pointer returned for `Self` is derived from `&self`; every
+    // other answer is the inner subscriber's, whose own `downcast_raw`
+    // upholds the contract. So the caller's cast back to the type asked for
+    // is valid for as long as the subscriber lives.
+    #[allow(unsafe_code)]
+    unsafe fn downcast_raw(&self, id: std::any::TypeId) -> Option<*const ()> {
+        if id == std::any::TypeId::of::<Self>() {
+            Some(std::ptr::from_ref(self).cast())
+        } else {
+            // SAFETY: forwarded with the same contract.
+            unsafe { self.inner.downcast_raw(id) }
         }
     }
 }
