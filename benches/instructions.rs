@@ -155,11 +155,13 @@ const CASES: &[Case] = &[
         in_three_spans(&dispatch, n, buffered_debug);
         if std::env::var_os("INSTRUCTIONS_STATS").is_some() {
             let stats = guard.buffer_stats(0).expect("buffered output");
+            // The request closed: its lines were discarded, its vector
+            // pooled (or freed); the high-water mark is what it held.
             eprintln!(
-                "buffered lines {} held bytes {} bytes per line {:.1}",
-                stats.held_lines,
-                stats.held_bytes,
-                stats.held_bytes as f64 / stats.held_lines as f64
+                "buffered lines {} most bytes held {} ({:.1} per line, vector slack included)",
+                stats.buffered,
+                stats.max_held_bytes,
+                stats.max_held_bytes as f64 / stats.buffered as f64
             );
         }
         std::mem::forget(guard);

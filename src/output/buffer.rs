@@ -832,7 +832,7 @@ where
 /// `"buffered"` key), ` buffered=true` at the end of a pretty line.
 pub(crate) fn mark(line: &mut String) {
     if line.starts_with('{') && line.ends_with("}\n") {
-        let key = if contains(line.as_bytes(), b"\"buffered\":") {
+        let key = if line.contains("\"buffered\":") {
             MARK_KEY_ALT
         } else {
             MARK_KEY
@@ -845,10 +845,6 @@ pub(crate) fn mark(line: &mut String) {
         line.pop();
         line.push_str(" buffered=true\n");
     }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Whether a line is a trigger: `ERROR`, or a completion line of the tower
