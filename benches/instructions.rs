@@ -158,10 +158,10 @@ const CASES: &[Case] = &[
             // The request closed: its lines were discarded, its vector
             // pooled (or freed); the high-water mark is what it held.
             eprintln!(
-                "buffered lines {} most bytes held {} ({:.1} per line, vector slack included)",
+                "buffered lines {} most bytes held {} ({} per line, vector slack included)",
                 stats.buffered,
                 stats.max_held_bytes,
-                stats.max_held_bytes as f64 / stats.buffered as f64
+                stats.max_held_bytes / stats.buffered.max(1)
             );
         }
         std::mem::forget(guard);

@@ -648,6 +648,7 @@ impl Builder {
     ///     .expect("valid filter");
     /// tracing::dispatcher::with_default(&dispatch, || tracing::debug!("scoped"));
     /// ```
+    #[allow(clippy::too_many_lines)] // the stack, assembled in order in one place
     pub fn build(mut self) -> Result<(tracing::Dispatch, LoggingGuard), InitError> {
         let env_lines = non_empty_env("RUST_LOG");
         let spans = Swappable::new(match self.span_filter.take() {

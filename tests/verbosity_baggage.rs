@@ -221,7 +221,9 @@ fn install_log_bridge() {
 
 #[test]
 fn a_trusted_callers_mark_raises_both_services_and_travels_downstream() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     install_log_bridge();
     let config = VerbosityConfig::new("log.level").floor(Level::DEBUG);
     let mut pair = make_pair(&config, true);
@@ -253,7 +255,9 @@ fn a_trusted_callers_mark_raises_both_services_and_travels_downstream() {
 
 #[test]
 fn an_untrusted_callers_mark_is_ignored_and_not_passed_on() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let config = VerbosityConfig::new("log.level");
     let mut pair = make_pair(&config, false);
     pair.send(1, Some("log.level=debug"));
@@ -276,7 +280,9 @@ fn own_lines_any_trace(out: &Captured) -> Vec<String> {
 
 #[test]
 fn the_floor_holds_and_invalid_values_raise_nothing() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     install_log_bridge();
     // Asking for TRACE under a DEBUG floor gets DEBUG.
     let mut pair = make_pair(&VerbosityConfig::new("log.level").floor(Level::DEBUG), true);
@@ -310,7 +316,9 @@ fn the_floor_holds_and_invalid_values_raise_nothing() {
 
 #[test]
 fn the_rate_limit_holds_per_process() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     install_log_bridge();
     let config = VerbosityConfig::new("log.level").max_per_minute(2);
     let mut pair = make_pair(&config, true);
@@ -343,7 +351,9 @@ fn the_rate_limit_holds_per_process() {
 
 #[test]
 fn with_no_raised_request_open_debug_callsites_are_disabled_again() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     install_log_bridge();
     let config = VerbosityConfig::new("log.level");
     let mut pair = make_pair(&config, true);
@@ -402,7 +412,9 @@ fn beside_a_raised_request(filter: &str) -> Vec<String> {
 
 #[test]
 fn a_raise_open_elsewhere_changes_nothing_for_other_requests() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let on_a_thread = |filter: &'static str| {
         std::thread::spawn(move || beside_a_raised_request(filter))
             .join()

@@ -342,7 +342,7 @@ impl fmt::Debug for TraceBuffers {
             .field("per_trace", &self.per_trace)
             .field("total", &self.total)
             .field("stats", &self.stats())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -450,11 +450,11 @@ impl TraceBuffers {
             entry.dropped += 1;
             return Appended::Dropped;
         }
-        let live = entry.bytes.len() - entry.start;
+        let kept = entry.bytes.len() - entry.start;
         let capacity = entry.bytes.capacity();
-        if live + len > capacity {
+        if kept + len > capacity {
             let wanted = (capacity * 2)
-                .max(live + len)
+                .max(kept + len)
                 .max(MIN_CAPACITY)
                 .min(self.per_trace);
             if wanted > capacity && self.charge(wanted - capacity) {
@@ -478,8 +478,8 @@ impl TraceBuffers {
         }
         // Evict the oldest lines until this one fits.
         while entry.bytes.len() - entry.start + len > capacity {
-            let live = &entry.bytes[entry.start..];
-            let Some(end) = live.iter().position(|b| *b == b'\n') else {
+            let oldest = &entry.bytes[entry.start..];
+            let Some(end) = oldest.iter().position(|b| *b == b'\n') else {
                 entry.bytes.clear();
                 entry.start = 0;
                 break;

@@ -226,7 +226,7 @@ impl ExtraEvents {
     fn enabled<S: Subscriber>(&self, meta: &Metadata<'_>, cx: &Context<'_, S>) -> bool {
         self.raise
             .as_ref()
-            .is_some_and(|r| r.may_raise(meta.level()) && r.thread_in_raised())
+            .is_some_and(|r| r.may_raise(*meta.level()) && r.thread_in_raised())
             || self
                 .capture
                 .as_ref()
@@ -335,7 +335,7 @@ where
                     && !extra
                         .raise
                         .as_ref()
-                        .is_some_and(|r| r.may_raise(event.metadata().level())) =>
+                        .is_some_and(|r| r.may_raise(*event.metadata().level())) =>
             {
                 Filter::<S>::event_enabled(env, event, cx)
             }
@@ -453,7 +453,7 @@ impl LogRecordGate {
         if self
             .raise
             .as_ref()
-            .is_some_and(|r| r.may_raise(&level) && r.thread_in_raised())
+            .is_some_and(|r| r.may_raise(level) && r.thread_in_raised())
         {
             return None;
         }

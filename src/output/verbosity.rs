@@ -194,8 +194,10 @@ struct Limiter {
 #[derive(Debug, Clone, Copy)]
 struct Raised {
     level: Level,
-    /// A local root: its close ends the raise (for its trace, if known).
-    root: Option<Option<u128>>,
+    /// A local root: its close ends the raise.
+    root: bool,
+    /// The root's trace, when known (several roots of one trace count once).
+    trace: Option<u128>,
 }
 
 /// Keeps a second dispatcher registered for the life of the process.
@@ -284,8 +286,8 @@ impl Verbosity {
 
     /// Whether a raise could enable events at `level` now (per event, the
     /// span decides: [`Verbosity::raises`]).
-    pub(crate) fn may_raise(&self, level: &Level) -> bool {
-        *level <= self.floor && self.is_active()
+    pub(crate) fn may_raise(&self, level: Level) -> bool {
+        level <= self.floor && self.is_active()
     }
 
     /// Whether this thread is inside a raised span of this raise (`true`
@@ -305,7 +307,7 @@ impl Verbosity {
     /// `sometimes` for callsites a raise could enable while one is open,
     /// else `never`: with no raised request open, the raise costs nothing.
     pub(crate) fn callsite_interest(&self, meta: &Metadata<'_>) -> Interest {
-        if !meta.is_span() && self.may_raise(meta.level()) {
+        if !meta.is_span() && self.may_raise(*meta.level()) {
             Interest::sometimes()
         } else {
             Interest::never()
@@ -326,7 +328,7 @@ impl Verbosity {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let level = event.metadata().level();
+        let level = *event.metadata().level();
         if !self.may_raise(level) {
             return false;
         }
@@ -338,7 +340,7 @@ impl Verbosity {
         span.is_some_and(|span| {
             span.extensions()
                 .get::<Raised>()
-                .is_some_and(|raised| *level <= raised.level)
+                .is_some_and(|raised| level <= raised.level)
         })
     }
 
@@ -350,16 +352,15 @@ impl Verbosity {
                 .get(&*self.key)
                 .map(|v| v.as_str().trim().parse::<Level>().map_err(|_| ()))
         })?;
-        match value {
-            Ok(level) => Some(if level > self.floor {
+        if let Ok(level) = value {
+            Some(if level > self.floor {
                 self.floor
             } else {
                 level
-            }),
-            Err(()) => {
-                self.invalid.fetch_add(1, Ordering::Relaxed);
-                None
-            }
+            })
+        } else {
+            self.invalid.fetch_add(1, Ordering::Relaxed);
+            None
         }
     }
 
@@ -440,7 +441,11 @@ where
             }
             let level = parent.extensions().get::<Raised>().map(|r| r.level);
             if let Some(level) = level {
-                span.extensions_mut().insert(Raised { level, root: None });
+                span.extensions_mut().insert(Raised {
+                    level,
+                    root: false,
+                    trace: None,
+                });
             }
             return;
         }
@@ -467,7 +472,8 @@ where
         }
         span.extensions_mut().insert(Raised {
             level,
-            root: Some(trace),
+            root: true,
+            trace,
         });
         if v.open.fetch_add(1, Ordering::AcqRel) == 0 {
             // The first raise: callsites it may enable become `sometimes`.
@@ -511,7 +517,10 @@ where
         let Some(span) = ctx.span(&id) else {
             return;
         };
-        let root = span.extensions().get::<Raised>().and_then(|r| r.root);
+        let root = span
+            .extensions()
+            .get::<Raised>()
+            .and_then(|r| r.root.then_some(r.trace));
         let Some(trace) = root else {
             return;
         };
