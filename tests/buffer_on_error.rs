@@ -397,3 +397,25 @@ fn after_a_failure_the_requests_captured_lines_are_written_at_once() {
     assert_eq!(lines[1]["buffered"], true);
     assert_eq!(guard.buffer_stats(0).unwrap().passed_through, 1);
 }
+
+#[test]
+fn shutdown_discards_the_buffers_of_requests_that_have_not_failed() {
+    let (out, dispatch, guard) = pipeline(BufferConfig::new(Level::DEBUG));
+    let open = tracing::dispatcher::with_default(&dispatch, || {
+        let failed = tracing::info_span!("failed request");
+        failed.in_scope(|| {
+            tracing::debug!("kept, then written");
+            tracing::error!("failed");
+        });
+        let open = tracing::info_span!("open request");
+        open.in_scope(|| {
+            tracing::debug!("still open at shutdown");
+            tracing::debug!("also still open");
+        });
+        open
+    });
+    let report = guard.shutdown();
+    assert_eq!(report.lost(), 0);
+    assert_eq!(messages(&out.lines()), ["kept, then written", "failed"]);
+    drop(open);
+}
