@@ -172,6 +172,10 @@ const CASES: &[Case] = &[
     ("ours_raisable_warn_disabled_debug", |n| {
         in_three_spans(&ours_raisable("warn"), n, disabled_debug);
     }),
+    // What configuring the raise costs a written line (none open).
+    ("ours_raisable_event", |n| {
+        in_three_spans(&ours_raisable("info"), n, event);
+    }),
     ("ours_raisable_warn_debug_beside_a_raised_request", |n| {
         beside_a_raised_request(&ours_raisable("warn"), n, disabled_debug);
     }),
