@@ -253,6 +253,26 @@ fn in_one_span(dispatch: &Dispatch, iterations: u64, op: impl Fn()) {
 
 /// Runs `op` in three spans of a request that is not raised, while another
 /// request of the process is raised (so raisable callsites are `sometimes`).
+/// `beside_a_raised_request` with the global dispatcher.
+fn beside_a_raised_request_global(iterations: u64, op: impl Fn()) {
+    use tracing_correlation::opentelemetry::baggage::BaggageExt as _;
+    use tracing_correlation::opentelemetry::{Context, KeyValue};
+    let raised = {
+        let _marked = Context::current_with_baggage([KeyValue::new("log.level", "debug")]).attach();
+        tracing::info_span!("raised request")
+    };
+    let a = tracing::info_span!("request", method = "GET", path = "/orders/42");
+    let _a = a.enter();
+    let b = tracing::info_span!("handler", user = 7, admin = false);
+    let _b = b.enter();
+    let c = tracing::info_span!("db", table = "orders", shard = 3);
+    let _c = c.enter();
+    for _ in 0..iterations {
+        op();
+    }
+    drop(raised);
+}
+
 fn beside_a_raised_request(dispatch: &Dispatch, iterations: u64, op: impl Fn()) {
     use tracing_correlation::opentelemetry::baggage::BaggageExt as _;
     use tracing_correlation::opentelemetry::{Context, KeyValue};
@@ -352,6 +372,16 @@ const CASES: &[Case] = &[
     ("ours_raisable_warn_debug_beside_a_raised_request", |n| {
         beside_a_raised_request(&ours_raisable("warn"), n, disabled_debug);
     }),
+    // As a service runs it: the dispatcher installed globally (a scoped one
+    // costs a thread-local lookup per `sometimes` callsite).
+    (
+        "ours_raisable_warn_debug_beside_a_raised_request_global",
+        |n| {
+            // Set once per process (the allocation count runs a case twice).
+            let _ = tracing::dispatcher::set_global_default(ours_raisable("warn"));
+            beside_a_raised_request_global(n, disabled_debug);
+        },
+    ),
 ];
 
 fn find(name: &str) -> fn(u64) {
