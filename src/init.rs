@@ -3,7 +3,6 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::filter::Directive;
 use tracing_subscriber::fmt::MakeWriter;
@@ -108,6 +107,7 @@ pub struct Builder {
     #[cfg(feature = "otlp")]
     export: Option<crate::ExportConfig>,
     otel_span_events: bool,
+    otel_span_details: crate::SpanDetails,
     shutdown_timeout: Duration,
     log_bridge: bool,
 }
@@ -148,6 +148,7 @@ impl Builder {
             #[cfg(feature = "otlp")]
             export: None,
             otel_span_events: false,
+            otel_span_details: crate::SpanDetails::NONE,
             shutdown_timeout: Duration::from_secs(5),
             log_bridge: true,
         }
@@ -481,6 +482,26 @@ impl Builder {
         self
     }
 
+    /// Which optional attributes tracing-opentelemetry adds to every
+    /// exported span: `busy_ns`/`idle_ns`, `thread.*`, `code.*`. None by
+    /// default ([`SpanDetails::NONE`](crate::SpanDetails::NONE)): the
+    /// semantic conventions ask for none of them, and each costs time and
+    /// bytes on every span.
+    ///
+    /// ```
+    /// use tracing_correlation::SpanDetails;
+    ///
+    /// let (dispatch, _guard) = tracing_correlation::builder()
+    ///     .otel_span_details(SpanDetails::NONE.with_timings(true))
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// # drop(dispatch);
+    /// ```
+    pub fn otel_span_details(mut self, details: crate::SpanDetails) -> Self {
+        self.otel_span_details = details;
+        self
+    }
+
     /// Whether to install the [`LogBridge`](crate::LogBridge) as the `log`
     /// logger (on by default), so records of the `log` crate become events
     /// with the same ids, and `log::max_level` follows the filters. Turn it
@@ -622,15 +643,13 @@ impl Builder {
 
         let mut layers: Vec<BoxedLayer> = Vec::with_capacity(outputs.len() + 2);
         if let Some(provider) = &tracer_provider {
-            let tracer = provider.tracer("tracing-correlation");
             let events = self.otel_span_events.then(|| line_filters[0].clone());
             let filter = match events {
                 Some(events) => SplitFilter::new(span_set.clone(), events),
                 None => SplitFilter::spans_only(span_set.clone()),
             };
             layers.push(
-                tracing_opentelemetry::layer()
-                    .with_tracer(tracer)
+                crate::otel_layer::span_layer(provider, self.otel_span_details)
                     .with_filter(filter)
                     .boxed(),
             );

@@ -43,6 +43,7 @@ mod init;
 mod layer;
 mod level_callsites;
 mod log_bridge;
+mod otel_layer;
 #[cfg(feature = "otlp")]
 mod otlp;
 mod output;
@@ -69,6 +70,7 @@ pub use ids::{Hex, TraceIds};
 pub use init::{builder, init_json_logging, Builder, InitError, LoggingGuard, ShutdownReport};
 pub use layer::CorrelationLayer;
 pub use log_bridge::{CorrelatedLogger, LogBridge};
+pub use otel_layer::SpanDetails;
 #[cfg(feature = "otlp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
 pub use otlp::{

@@ -176,19 +176,50 @@ fn build_exporter(
     })
 }
 
-fn build_resource(config: &ExportConfig) -> Resource {
+pub(crate) fn build_resource(config: &ExportConfig) -> Resource {
     // `Resource::builder()` would read OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES
     // from the process environment behind the lookup's back; start empty instead.
+    let instance = config
+        .resource_attributes()
+        .iter()
+        .all(|(key, _)| key != SERVICE_INSTANCE_ID)
+        .then(|| KeyValue::new(SERVICE_INSTANCE_ID, instance_id().to_owned()));
     Resource::builder_empty()
         .with_detector(Box::new(TelemetryResourceDetector))
         .with_attributes(
             config
                 .resource_attributes()
                 .iter()
-                .map(|(key, value)| KeyValue::new(key.clone(), value.clone())),
+                .map(|(key, value)| KeyValue::new(key.clone(), value.clone()))
+                .chain(instance),
         )
         .with_service_name(config.service_name().to_owned())
         .build()
+}
+
+const SERVICE_INSTANCE_ID: &str = "service.instance.id";
+
+/// This process' `service.instance.id`: a random (version 4) UUID, made
+/// once, so that every provider of the process (spans, logs) names the same
+/// instance.
+pub(crate) fn instance_id() -> &'static str {
+    static INSTANCE_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    INSTANCE_ID.get_or_init(|| {
+        let high = u64::from_be_bytes(crate::ids::new_span_id().to_bytes());
+        let low = u64::from_be_bytes(crate::ids::new_span_id().to_bytes());
+        let bits = (u128::from(high) << 64 | u128::from(low))
+            & !(0xf000_u128 << 64 | 0xc000_u128 << 48)
+            | (0x4000_u128 << 64 | 0x8000_u128 << 48);
+        let hex = format!("{bits:032x}");
+        format!(
+            "{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        )
+    })
 }
 
 /// A one-worker tokio runtime owned by the exporter; it never blocks when dropped.
@@ -269,5 +300,45 @@ impl SpanExporter for RuntimeBoundExporter {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.set_resource(resource);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_instance_id_is_one_version_4_uuid_per_process() {
+        let id = instance_id();
+        assert_eq!(id.len(), 36);
+        let groups: Vec<&str> = id.split('-').collect();
+        assert_eq!(
+            groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+        assert!(id
+            .chars()
+            .all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c)));
+        assert!(groups[2].starts_with('4'), "{id}");
+        assert!(
+            matches!(groups[3].as_bytes()[0], b'8' | b'9' | b'a' | b'b'),
+            "{id}"
+        );
+        assert_eq!(instance_id(), id);
+    }
+
+    #[test]
+    fn the_resource_gets_an_instance_id_unless_one_is_configured() {
+        let value = |config: &ExportConfig| {
+            build_resource(config)
+                .get(&opentelemetry::Key::new(SERVICE_INSTANCE_ID))
+                .map(|value| value.to_string())
+        };
+        let generated = ExportConfig::from_lookup(|_| None);
+        assert_eq!(value(&generated).as_deref(), Some(instance_id()));
+        let configured = ExportConfig::from_lookup(|name| {
+            (name == "OTEL_RESOURCE_ATTRIBUTES").then(|| "service.instance.id=pod-7".to_owned())
+        });
+        assert_eq!(value(&configured).as_deref(), Some("pod-7"));
     }
 }
