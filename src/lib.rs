@@ -75,7 +75,7 @@ pub use otel_layer::SpanDetails;
 #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
 pub use otlp::{
     build_tracer_provider, shutdown_with_timeout, ConfigWarning, ExportConfig, ExportMode,
-    OtlpError, OtlpProtocol, SamplerConfig,
+    OtlpCompression, OtlpError, OtlpProtocol, SamplerConfig,
 };
 pub use output::filter::{FilterError, FilterHandle, SPANS_ENV};
 pub use output::{Output, OutputFormat, SpanLines, DEFAULT_CAPACITY};

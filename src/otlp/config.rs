@@ -9,6 +9,8 @@ const ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 const TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
 const PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
 const TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
+const COMPRESSION: &str = "OTEL_EXPORTER_OTLP_COMPRESSION";
+const TRACES_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION";
 const TRACES_SAMPLER: &str = "OTEL_TRACES_SAMPLER";
 const TRACES_SAMPLER_ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
 const SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
@@ -59,6 +61,78 @@ impl fmt::Display for OtlpProtocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// How export requests are compressed
+/// (`OTEL_EXPORTER_OTLP_(TRACES_|LOGS_)COMPRESSION`).
+///
+/// ```
+/// use tracing_correlation::{ExportConfig, OtlpCompression};
+///
+/// let config = ExportConfig::from_lookup(|name| {
+///     (name == "OTEL_EXPORTER_OTLP_COMPRESSION").then(|| "gzip".to_owned())
+/// });
+/// assert_eq!(config.compression(), OtlpCompression::Gzip);
+/// assert_eq!(OtlpCompression::Gzip.as_str(), "gzip");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OtlpCompression {
+    /// `none` (the default): bodies are sent as they are.
+    #[default]
+    None,
+    /// `gzip`: HTTP bodies with `Content-Encoding: gzip`, gRPC messages
+    /// with `grpc-encoding: gzip`.
+    Gzip,
+}
+
+impl OtlpCompression {
+    /// The variable's value for this choice.
+    ///
+    /// ```
+    /// assert_eq!(tracing_correlation::OtlpCompression::None.as_str(), "none");
+    /// ```
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Gzip => "gzip",
+        }
+    }
+
+    pub(crate) fn to_otlp(self) -> Option<opentelemetry_otlp::Compression> {
+        match self {
+            Self::None => None,
+            Self::Gzip => Some(opentelemetry_otlp::Compression::Gzip),
+        }
+    }
+}
+
+/// The signal's variable, else the generic one: `gzip` or `none`; any
+/// other value is a warning, and `none`.
+pub(crate) fn resolve_compression(
+    signal_variable: &'static str,
+    get: &impl Fn(&str) -> Option<String>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> OtlpCompression {
+    for variable in [signal_variable, COMPRESSION] {
+        let Some(value) = get(variable) else {
+            continue;
+        };
+        if value.eq_ignore_ascii_case("gzip") {
+            return OtlpCompression::Gzip;
+        }
+        if value.eq_ignore_ascii_case("none") {
+            return OtlpCompression::None;
+        }
+        warnings.push(ConfigWarning::new(
+            variable,
+            &value,
+            "expected `gzip` or `none` (zstd is not built in); sending uncompressed",
+        ));
+        return OtlpCompression::None;
+    }
+    OtlpCompression::None
 }
 
 /// The sampler named by `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`.
@@ -194,9 +268,10 @@ impl fmt::Display for ConfigWarning {
 /// | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | sampler, default `parentbased_always_on`; a bad ratio means 1.0 |
 /// | `OTEL_SERVICE_NAME` | `service.name` (default: the executable's file stem) |
 /// | `OTEL_RESOURCE_ATTRIBUTES` | `k=v,…` with percent-encoded values; one bad entry discards all |
+/// | `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION`, `OTEL_EXPORTER_OTLP_COMPRESSION` | `gzip` or `none` (default); any other value is a warning and means `none` |
 ///
 /// Without any of the export variables the mode is [`ExportMode::Standalone`].
-/// Headers, timeouts, compression, TLS and the batch processor's `OTEL_BSP_*`
+/// Headers, timeouts, TLS and the batch processor's `OTEL_BSP_*`
 /// settings are read from the process environment by `opentelemetry-otlp` and
 /// `opentelemetry_sdk` themselves when the provider is built.
 ///
@@ -228,6 +303,7 @@ pub struct ExportConfig {
     traces_endpoint: Option<String>,
     generic_endpoint: Option<String>,
     export_timeout: Option<Duration>,
+    compression: OtlpCompression,
     sampler: SamplerConfig,
     service_name: Option<String>,
     default_service_name: String,
@@ -286,6 +362,7 @@ impl ExportConfig {
         let protocol = parse_protocol(TRACES_PROTOCOL, get(TRACES_PROTOCOL), &mut warnings)
             .or_else(|| parse_protocol(PROTOCOL, get(PROTOCOL), &mut warnings))
             .unwrap_or_default();
+        let compression = resolve_compression(TRACES_COMPRESSION, &get, &mut warnings);
         let sampler = resolve_sampler(
             get(TRACES_SAMPLER).as_deref(),
             get(TRACES_SAMPLER_ARG).as_deref(),
@@ -308,6 +385,7 @@ impl ExportConfig {
             traces_endpoint,
             generic_endpoint,
             export_timeout: None,
+            compression,
             sampler,
             service_name: get(SERVICE_NAME),
             default_service_name: executable_service_name(),
@@ -373,6 +451,38 @@ impl ExportConfig {
     pub fn with_export_timeout(mut self, timeout: Duration) -> Self {
         self.export_timeout = Some(timeout);
         self
+    }
+
+    /// Overrides the compression chosen by
+    /// `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION` / `OTEL_EXPORTER_OTLP_COMPRESSION`.
+    ///
+    /// ```
+    /// use tracing_correlation::{ExportConfig, OtlpCompression};
+    /// let config = ExportConfig::from_lookup(|_| None).with_compression(OtlpCompression::Gzip);
+    /// assert_eq!(config.compression(), OtlpCompression::Gzip);
+    /// ```
+    #[must_use]
+    pub fn with_compression(mut self, compression: OtlpCompression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// How span export requests are compressed: the builder value, else
+    /// `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION`, else
+    /// `OTEL_EXPORTER_OTLP_COMPRESSION`, else none.
+    ///
+    /// ```
+    /// use tracing_correlation::{ExportConfig, OtlpCompression};
+    /// let config = ExportConfig::from_lookup(|name| match name {
+    ///     "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION" => Some("none".to_owned()),
+    ///     "OTEL_EXPORTER_OTLP_COMPRESSION" => Some("gzip".to_owned()),
+    ///     _ => None,
+    /// });
+    /// assert_eq!(config.compression(), OtlpCompression::None);
+    /// ```
+    #[must_use]
+    pub fn compression(&self) -> OtlpCompression {
+        self.compression
     }
 
     /// Overrides the sampler.

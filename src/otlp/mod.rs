@@ -17,7 +17,8 @@
 //! | `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` | `ExportConfig` | percent-decoded; the SDK's own detector (which does not decode) is not used |
 //! | `OTEL_EXPORTER_OTLP_(TRACES_)HEADERS` | `opentelemetry-otlp` | process environment, at build |
 //! | `OTEL_EXPORTER_OTLP_(TRACES_)TIMEOUT` | `opentelemetry-otlp` | unless `ExportConfig::with_export_timeout` |
-//! | `OTEL_EXPORTER_OTLP_(TRACES_)COMPRESSION`, `_INSECURE` | `opentelemetry-otlp` | gzip/zstd features are not enabled |
+//! | `OTEL_EXPORTER_OTLP_(TRACES_)COMPRESSION` | `ExportConfig` | `gzip` or `none`; anything else is a warning (zstd is not built in) |
+//! | `OTEL_EXPORTER_OTLP_INSECURE` | `opentelemetry-otlp` | |
 //! | `OTEL_BSP_*` | `opentelemetry_sdk` | batch processor queue, delay, batch size |
 //! | `OTEL_SPAN_*_COUNT_LIMIT` | `opentelemetry_sdk` | span limits |
 //!
@@ -46,6 +47,8 @@ mod config;
 mod error;
 mod provider;
 
-pub use config::{ConfigWarning, ExportConfig, ExportMode, OtlpProtocol, SamplerConfig};
+pub use config::{
+    ConfigWarning, ExportConfig, ExportMode, OtlpCompression, OtlpProtocol, SamplerConfig,
+};
 pub use error::OtlpError;
 pub use provider::{build_tracer_provider, shutdown_with_timeout};

@@ -4,7 +4,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use opentelemetry::KeyValue;
-use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter};
@@ -156,6 +156,9 @@ fn build_exporter(
             if let Some(timeout) = config.export_timeout() {
                 builder = builder.with_timeout(timeout);
             }
+            if let Some(compression) = config.compression().to_otlp() {
+                builder = builder.with_compression(compression);
+            }
             builder.build()
         }
         OtlpProtocol::HttpProtobuf => {
@@ -165,6 +168,9 @@ fn build_exporter(
                 .with_endpoint(endpoint.clone());
             if let Some(timeout) = config.export_timeout() {
                 builder = builder.with_timeout(timeout);
+            }
+            if let Some(compression) = config.compression().to_otlp() {
+                builder = builder.with_compression(compression);
             }
             builder.build()
         }
