@@ -4,11 +4,12 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_subscriber::filter::Directive;
+use tracing_subscriber::filter::{Directive, FilterExt as _};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{Layer, Registry};
 
+use crate::export_health::NotSdkInternal;
 use crate::output::filter::{
     self, Directives, FilterError, FilterHandle, LogRecordGate, SpanSet, SplitFilter, Swappable,
     DEFAULT_SPANS, SPANS_ENV,
@@ -629,7 +630,8 @@ impl Builder {
         // Lines name the service as the exported resource does.
         let static_defaults =
             crate::format::static_fields::from_otel_env(|name| std::env::var(name).ok());
-        let tracer_provider = self.take_tracer_provider();
+        let health = crate::export_health::HealthCounters::default();
+        let tracer_provider = self.take_tracer_provider(&health);
 
         let outputs: Vec<Output> = std::iter::once(self.first).chain(self.more).collect();
         let mut line_filters = Vec::with_capacity(outputs.len());
@@ -688,16 +690,18 @@ impl Builder {
                         .with_default_static_fields(static_defaults.clone());
                     OutputLayer::new(json, sink, gate.take())
                         .with_span_lines(span_lines, lines.clone())
-                        .with_filter(filter)
+                        .with_filter(filter.and(NotSdkInternal))
                         .boxed()
                 }
                 OutputFormat::Pretty => OutputLayer::new(PrettyFormat::new(), sink, gate.take())
                     .with_span_lines(span_lines, lines.clone())
-                    .with_filter(filter)
+                    .with_filter(filter.and(NotSdkInternal))
                     .boxed(),
             };
             layers.push(layer);
         }
+        // The SDK's own events: never a line, counted and reported once.
+        layers.push(crate::export_health::sdk_diagnostics_layer(health.clone()));
         if let Some(span_layer) = self.span_layer.take() {
             layers.push(
                 span_layer
@@ -713,6 +717,7 @@ impl Builder {
             sinks,
             filters: FilterHandle::new(spans, line_filters),
             shutdown_timeout: self.shutdown_timeout,
+            health,
         };
         Ok((tracing::Dispatch::new(subscriber), guard))
     }
@@ -732,10 +737,15 @@ impl Builder {
     }
 
     /// The explicit provider, else the one export configuration asks for.
-    fn take_tracer_provider(&mut self) -> Option<SdkTracerProvider> {
+    fn take_tracer_provider(
+        &mut self,
+        health: &crate::export_health::HealthCounters,
+    ) -> Option<SdkTracerProvider> {
         let explicit = self.tracer_provider.take();
+        #[cfg(not(feature = "otlp"))]
+        let _ = health;
         #[cfg(feature = "otlp")]
-        let explicit = explicit.or_else(|| provider_from_export_config(self.export.take()));
+        let explicit = explicit.or_else(|| provider_from_export_config(self.export.take(), health));
         explicit
     }
 
@@ -889,6 +899,7 @@ pub struct LoggingGuard {
     sinks: Vec<LineSink>,
     filters: FilterHandle,
     shutdown_timeout: Duration,
+    health: crate::export_health::HealthCounters,
 }
 
 /// What the outputs did, from [`LoggingGuard::shutdown`] or
@@ -967,6 +978,24 @@ impl LoggingGuard {
             .all(|sink| sink.flush(deadline.saturating_duration_since(Instant::now())))
     }
 
+    /// What span (and OTLP log) export did so far: items exported, lost
+    /// to failed exports, dropped by a full queue, and whether exports are
+    /// failing now. The first failure of each signal, and its recovery, are
+    /// also reported once on stderr.
+    ///
+    /// ```
+    /// let (dispatch, guard) = tracing_correlation::builder()
+    ///     .writer(std::io::sink)
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// # drop(dispatch);
+    /// assert_eq!(guard.export_health(), tracing_correlation::ExportHealth::default());
+    /// ```
+    #[must_use]
+    pub fn export_health(&self) -> crate::ExportHealth {
+        self.health.snapshot()
+    }
+
     /// A handle that changes the filters while the program runs.
     ///
     /// ```
@@ -1024,13 +1053,16 @@ impl Drop for LoggingGuard {
 /// `None` for stand-alone. Problems are reported once on stderr and never
 /// stop logging: the process then runs stand-alone.
 #[cfg(feature = "otlp")]
-fn provider_from_export_config(config: Option<crate::ExportConfig>) -> Option<SdkTracerProvider> {
+fn provider_from_export_config(
+    config: Option<crate::ExportConfig>,
+    health: &crate::export_health::HealthCounters,
+) -> Option<SdkTracerProvider> {
     let mut config = config.unwrap_or_else(crate::ExportConfig::from_env);
     config.report_warnings();
     if config.mode() != crate::ExportMode::Otlp {
         return None;
     }
-    match crate::build_tracer_provider(&config) {
+    match crate::otlp::build_counted_tracer_provider(&config, health) {
         Ok(provider) => Some(provider),
         Err(error) => {
             crate::diagnostics::report!("span export disabled, logging stand-alone: {error}");

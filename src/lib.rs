@@ -37,6 +37,7 @@
 
 pub mod context;
 mod diagnostics;
+mod export_health;
 mod format;
 mod ids;
 mod init;
@@ -61,6 +62,7 @@ mod tower;
 pub use context::{
     bind, new_root, CapturedContext, Carried, EnteredContext, FutureContextExt, InContext, NewRoot,
 };
+pub use export_health::{ExportHealth, SignalHealth};
 pub use format::json::{FieldPlacement, JsonFormat, MissingIds};
 pub use format::keys::TraceKeys;
 pub use format::pretty::PrettyFormat;

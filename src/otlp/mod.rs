@@ -51,4 +51,5 @@ pub use config::{
     ConfigWarning, ExportConfig, ExportMode, OtlpCompression, OtlpProtocol, SamplerConfig,
 };
 pub use error::OtlpError;
+pub(crate) use provider::build_counted_tracer_provider;
 pub use provider::{build_tracer_provider, shutdown_with_timeout};

@@ -12,6 +12,7 @@ use opentelemetry_sdk::Resource;
 
 use super::config::{ExportConfig, ExportMode, OtlpProtocol};
 use super::error::OtlpError;
+use crate::export_health::{HealthCounters, SignalCounters};
 
 const RUNTIME_THREAD_NAME: &str = "tracing-correlation-otlp";
 const SHUTDOWN_THREAD_NAME: &str = "tracing-correlation-otlp-shutdown";
@@ -55,6 +56,15 @@ const SHUTDOWN_THREAD_NAME: &str = "tracing-correlation-otlp-shutdown";
 /// # Ok::<(), tracing_correlation::OtlpError>(())
 /// ```
 pub fn build_tracer_provider(config: &ExportConfig) -> Result<SdkTracerProvider, OtlpError> {
+    build_counted_tracer_provider(config, &HealthCounters::default())
+}
+
+/// [`build_tracer_provider`], counting exports (and reporting failure and
+/// recovery) in `health`.
+pub(crate) fn build_counted_tracer_provider(
+    config: &ExportConfig,
+    health: &HealthCounters,
+) -> Result<SdkTracerProvider, OtlpError> {
     if config.mode() != ExportMode::Otlp {
         return Err(OtlpError::ExportNotRequested);
     }
@@ -63,6 +73,7 @@ pub fn build_tracer_provider(config: &ExportConfig) -> Result<SdkTracerProvider,
     let exporter = RuntimeBoundExporter {
         inner: Arc::new(exporter),
         runtime: Arc::new(runtime),
+        counters: Arc::clone(&health.traces),
     };
     Ok(SdkTracerProvider::builder()
         .with_span_processor(BatchSpanProcessor::builder(exporter).build())
@@ -268,6 +279,7 @@ struct RuntimeBoundExporter {
     // Declared before `runtime` so that the exporter is dropped first.
     inner: Arc<opentelemetry_otlp::SpanExporter>,
     runtime: Arc<ExportRuntime>,
+    counters: Arc<SignalCounters>,
 }
 
 impl SpanExporter for RuntimeBoundExporter {
@@ -276,19 +288,23 @@ impl SpanExporter for RuntimeBoundExporter {
         batch: Vec<SpanData>,
     ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
         let inner = Arc::clone(&self.inner);
+        let counters = Arc::clone(&self.counters);
+        let items = batch.len() as u64;
         let task = self
             .runtime
             .handle()
             .map(|handle| handle.spawn(async move { inner.export(batch).await }));
         async move {
-            match task {
+            let result = match task {
                 Some(task) => task.await.unwrap_or_else(|error| {
                     Err(OTelSdkError::InternalFailure(format!(
                         "the OTLP export task failed: {error}"
                     )))
                 }),
                 None => Err(OTelSdkError::AlreadyShutdown),
-            }
+            };
+            counters.record(items, result.as_ref().copied());
+            result
         }
     }
 
