@@ -67,6 +67,7 @@ pub struct ExportHealth {
 
 /// The live counters of one signal, shared by its exporter and the guard.
 #[derive(Debug)]
+#[cfg_attr(not(feature = "otlp"), allow(dead_code))] // only OTLP exporters count
 pub(crate) struct SignalCounters {
     signal: &'static str,
     exported: AtomicU64,
@@ -88,6 +89,7 @@ impl SignalCounters {
 
     /// Counts one export of `items`; the first failure after success (or
     /// after start) and the first success after failure are reported once.
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     pub(crate) fn record<E: fmt::Display>(&self, items: u64, result: Result<(), &E>) {
         match result {
             Ok(()) => {
@@ -314,7 +316,9 @@ impl<S: Subscriber> Layer<S> for SdkDiagnostics {
 
 /// [`SdkDiagnostics`] behind [`SdkWarnings`], ready for the stack.
 pub(crate) fn sdk_diagnostics_layer(counters: HealthCounters) -> crate::init::BoxedLayer {
-    SdkDiagnostics::new(counters).with_filter(SdkWarnings).boxed()
+    SdkDiagnostics::new(counters)
+        .with_filter(SdkWarnings)
+        .boxed()
 }
 
 /// The filter of [`SdkDiagnostics`]: the SDK's warnings and errors only.

@@ -52,7 +52,7 @@ mod panic_hook;
 mod propagation;
 #[cfg(feature = "reqwest")]
 mod reqwest_ext;
-#[cfg(feature = "http")]
+#[cfg(any(feature = "tower", feature = "reqwest"))]
 mod semconv;
 mod sink;
 pub mod testing;
@@ -77,7 +77,7 @@ pub use otel_layer::SpanDetails;
 #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
 pub use otlp::{
     build_tracer_provider, shutdown_with_timeout, ConfigWarning, ExportConfig, ExportMode,
-    OtlpCompression, OtlpError, OtlpProtocol, SamplerConfig,
+    OtlpCompression, OtlpError, OtlpLogs, OtlpProtocol, SamplerConfig,
 };
 pub use output::filter::{FilterError, FilterHandle, SPANS_ENV};
 pub use output::{Output, OutputFormat, SpanLines, DEFAULT_CAPACITY};

@@ -25,6 +25,8 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
+use crate::output::filter::{SpanSet, SplitFilter, Swappable};
+
 /// The instrumentation scope of every span and log record this crate exports.
 pub(crate) const SCOPE_NAME: &str = "tracing-correlation";
 /// This crate's version, the scope's version.
@@ -166,14 +168,18 @@ impl SpanDetails {
 
 /// The exporting layer for `provider`: tracing-opentelemetry with only the
 /// `details` asked for, this crate's scope name and version, behind
-/// [`SignedIntegers`].
-pub(crate) fn span_layer<S>(
+/// [`SignedIntegers`], filtered to the spans that exist (and to the events
+/// `events` enables, when events become span events).
+pub(crate) fn span_layer(
     provider: &SdkTracerProvider,
     details: SpanDetails,
-) -> SignedIntegers<tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::Tracer>>
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
+    span_set: &SpanSet,
+    events: Option<Swappable>,
+) -> crate::init::BoxedLayer {
+    let filter = match events {
+        Some(events) => SplitFilter::new(span_set.clone(), events),
+        None => SplitFilter::spans_only(span_set.clone()),
+    };
     let scope = InstrumentationScope::builder(SCOPE_NAME)
         .with_version(SCOPE_VERSION)
         .build();
@@ -183,7 +189,7 @@ where
         .with_threads(details.threads)
         .with_location(details.code_location)
         .with_target(details.target);
-    SignedIntegers { inner: layer }
+    SignedIntegers { inner: layer }.with_filter(filter).boxed()
 }
 
 /// Forwards everything to `inner`, with integers that tracing-opentelemetry

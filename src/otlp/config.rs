@@ -9,6 +9,11 @@ const ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 const TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
 const PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
 const TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
+const LOGS_EXPORTER: &str = "OTEL_LOGS_EXPORTER";
+const LOGS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT";
+const LOGS_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL";
+const LOGS_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION";
+const HTTP_LOGS_PATH: &str = "/v1/logs";
 const COMPRESSION: &str = "OTEL_EXPORTER_OTLP_COMPRESSION";
 const TRACES_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION";
 const TRACES_SAMPLER: &str = "OTEL_TRACES_SAMPLER";
@@ -252,6 +257,16 @@ impl fmt::Display for ConfigWarning {
     }
 }
 
+/// Where and how OTLP log records go; part of [`ExportConfig`].
+#[derive(Clone, Debug)]
+struct LogsConfig {
+    on: bool,
+    protocol: OtlpProtocol,
+    explicit_endpoint: Option<String>,
+    logs_endpoint: Option<String>,
+    compression: OtlpCompression,
+}
+
 /// How spans are exported, resolved from the standard `OTEL_*` variables and
 /// then adjusted with builder methods (which win over the environment).
 ///
@@ -269,6 +284,8 @@ impl fmt::Display for ConfigWarning {
 /// | `OTEL_SERVICE_NAME` | `service.name` (default: the executable's file stem) |
 /// | `OTEL_RESOURCE_ATTRIBUTES` | `k=v,…` with percent-encoded values; one bad entry discards all |
 /// | `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION`, `OTEL_EXPORTER_OTLP_COMPRESSION` | `gzip` or `none` (default); any other value is a warning and means `none` |
+/// | `OTEL_LOGS_EXPORTER` | `otlp` → events are also exported as log records; `none` or unset → not |
+/// | `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`, `…_LOGS_PROTOCOL`, `…_LOGS_COMPRESSION` | as for spans, falling back to the generic variables (`/v1/logs` appended for HTTP) |
 ///
 /// Without any of the export variables the mode is [`ExportMode::Standalone`].
 /// Headers, timeouts, TLS and the batch processor's `OTEL_BSP_*`
@@ -304,6 +321,7 @@ pub struct ExportConfig {
     generic_endpoint: Option<String>,
     export_timeout: Option<Duration>,
     compression: OtlpCompression,
+    logs: LogsConfig,
     sampler: SamplerConfig,
     service_name: Option<String>,
     default_service_name: String,
@@ -363,6 +381,25 @@ impl ExportConfig {
             .or_else(|| parse_protocol(PROTOCOL, get(PROTOCOL), &mut warnings))
             .unwrap_or_default();
         let compression = resolve_compression(TRACES_COMPRESSION, &get, &mut warnings);
+        let logs = LogsConfig {
+            on: resolve_logs(
+                get(SDK_DISABLED).is_some_and(|v| v.eq_ignore_ascii_case("true")),
+                get(LOGS_EXPORTER).as_deref(),
+                &mut warnings,
+            ),
+            protocol: parse_protocol(LOGS_PROTOCOL, get(LOGS_PROTOCOL), &mut warnings)
+                .or_else(|| parse_protocol(PROTOCOL, get(PROTOCOL), &mut Vec::new()))
+                .unwrap_or_default(),
+            explicit_endpoint: None,
+            logs_endpoint: get(LOGS_ENDPOINT),
+            compression: {
+                // The generic variable's problem is already reported above.
+                let mut seen = Vec::new();
+                let compression = resolve_compression(LOGS_COMPRESSION, &get, &mut seen);
+                warnings.extend(seen.into_iter().filter(|w| w.variable == LOGS_COMPRESSION));
+                compression
+            },
+        };
         let sampler = resolve_sampler(
             get(TRACES_SAMPLER).as_deref(),
             get(TRACES_SAMPLER_ARG).as_deref(),
@@ -386,6 +423,7 @@ impl ExportConfig {
             generic_endpoint,
             export_timeout: None,
             compression,
+            logs,
             sampler,
             service_name: get(SERVICE_NAME),
             default_service_name: executable_service_name(),
@@ -419,6 +457,7 @@ impl ExportConfig {
     #[must_use]
     pub fn with_protocol(mut self, protocol: OtlpProtocol) -> Self {
         self.protocol = protocol;
+        self.logs.protocol = protocol;
         self
     }
 
@@ -483,6 +522,116 @@ impl ExportConfig {
     #[must_use]
     pub fn compression(&self) -> OtlpCompression {
         self.compression
+    }
+
+    /// Whether events are also exported as OTLP log records (off unless
+    /// `OTEL_LOGS_EXPORTER=otlp`; `OTEL_SDK_DISABLED=true` turns it off).
+    /// Independent of the span [mode](Self::with_mode): logs, spans or both.
+    ///
+    /// ```
+    /// use tracing_correlation::ExportConfig;
+    /// let config = ExportConfig::from_lookup(|_| None);
+    /// assert!(!config.logs());
+    /// assert!(config.with_logs(true).logs());
+    /// ```
+    #[must_use]
+    pub fn with_logs(mut self, on: bool) -> Self {
+        self.logs.on = on;
+        self
+    }
+
+    /// Overrides the URL log records are sent to; used as-is, like
+    /// `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`.
+    ///
+    /// ```
+    /// use tracing_correlation::ExportConfig;
+    /// let config = ExportConfig::from_lookup(|_| None).with_logs_endpoint("http://otel:4318/v1/logs");
+    /// assert_eq!(config.logs_endpoint(), "http://otel:4318/v1/logs");
+    /// ```
+    #[must_use]
+    pub fn with_logs_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.logs.explicit_endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Whether events are exported as OTLP log records.
+    ///
+    /// ```
+    /// use tracing_correlation::ExportConfig;
+    /// let config = ExportConfig::from_lookup(|name| {
+    ///     (name == "OTEL_LOGS_EXPORTER").then(|| "otlp".to_owned())
+    /// });
+    /// assert!(config.logs());
+    /// ```
+    #[must_use]
+    pub fn logs(&self) -> bool {
+        self.logs.on
+    }
+
+    /// The transport of log records: `OTEL_EXPORTER_OTLP_LOGS_PROTOCOL`,
+    /// else `OTEL_EXPORTER_OTLP_PROTOCOL`, else `http/protobuf`;
+    /// [`with_protocol`](Self::with_protocol) sets both signals'.
+    ///
+    /// ```
+    /// use tracing_correlation::{ExportConfig, OtlpProtocol};
+    /// let config = ExportConfig::from_lookup(|name| {
+    ///     (name == "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL").then(|| "grpc".to_owned())
+    /// });
+    /// assert_eq!(config.logs_protocol(), OtlpProtocol::Grpc);
+    /// assert_eq!(config.protocol(), OtlpProtocol::HttpProtobuf);
+    /// ```
+    #[must_use]
+    pub fn logs_protocol(&self) -> OtlpProtocol {
+        self.logs.protocol
+    }
+
+    /// The URL log records are sent to: the [builder value](Self::with_logs_endpoint),
+    /// else `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT` as-is, else
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` (with `/v1/logs` appended for HTTP), else
+    /// the protocol's default on localhost.
+    ///
+    /// ```
+    /// use tracing_correlation::ExportConfig;
+    /// let config = ExportConfig::from_lookup(|name| {
+    ///     (name == "OTEL_EXPORTER_OTLP_ENDPOINT").then(|| "http://otel:4318".to_owned())
+    /// });
+    /// assert_eq!(config.logs_endpoint(), "http://otel:4318/v1/logs");
+    /// ```
+    #[must_use]
+    pub fn logs_endpoint(&self) -> String {
+        if let Some(endpoint) = self
+            .logs
+            .explicit_endpoint
+            .as_ref()
+            .or(self.logs.logs_endpoint.as_ref())
+        {
+            return endpoint.clone();
+        }
+        let base = self.generic_endpoint.as_deref();
+        match self.logs.protocol {
+            OtlpProtocol::Grpc => base.unwrap_or(DEFAULT_GRPC_ENDPOINT).to_owned(),
+            OtlpProtocol::HttpProtobuf => {
+                let base = base.unwrap_or(DEFAULT_HTTP_ENDPOINT);
+                format!("{}{HTTP_LOGS_PATH}", base.trim_end_matches('/'))
+            }
+        }
+    }
+
+    /// How log export requests are compressed:
+    /// `OTEL_EXPORTER_OTLP_LOGS_COMPRESSION`, else
+    /// `OTEL_EXPORTER_OTLP_COMPRESSION`, else none.
+    ///
+    /// ```
+    /// use tracing_correlation::{ExportConfig, OtlpCompression};
+    /// let config = ExportConfig::from_lookup(|name| {
+    ///     (name == "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION").then(|| "gzip".to_owned())
+    /// });
+    /// assert_eq!(config.logs_compression(), OtlpCompression::Gzip);
+    /// assert_eq!(config.compression(), OtlpCompression::None);
+    /// ```
+    #[must_use]
+    pub fn logs_compression(&self) -> OtlpCompression {
+        self.logs.compression
     }
 
     /// Overrides the sampler.
@@ -741,6 +890,33 @@ fn resolve_mode(
     } else {
         ExportMode::Standalone
     }
+}
+
+/// `OTEL_LOGS_EXPORTER`: a list of which only `otlp` and `none` are
+/// honoured; unset means off (logs already reach stdout; see the README).
+fn resolve_logs(
+    sdk_disabled: bool,
+    logs_exporter: Option<&str>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> bool {
+    let mut wants_otlp = false;
+    let mut wants_none = false;
+    if let Some(value) = logs_exporter {
+        for exporter in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            if exporter.eq_ignore_ascii_case("otlp") {
+                wants_otlp = true;
+            } else if exporter.eq_ignore_ascii_case("none") {
+                wants_none = true;
+            } else {
+                warnings.push(ConfigWarning::new(
+                    LOGS_EXPORTER,
+                    value,
+                    format!("exporter `{exporter}` is not supported (only `otlp` and `none` are)"),
+                ));
+            }
+        }
+    }
+    wants_otlp && !wants_none && !sdk_disabled
 }
 
 fn parse_protocol(

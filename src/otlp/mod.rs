@@ -45,11 +45,14 @@
 
 mod config;
 mod error;
+mod logs;
 mod provider;
 
 pub use config::{
     ConfigWarning, ExportConfig, ExportMode, OtlpCompression, OtlpProtocol, SamplerConfig,
 };
 pub use error::OtlpError;
+pub use logs::OtlpLogs;
+pub(crate) use logs::{build_logger_provider, shutdown_logger_provider, OtlpLogLayer};
 pub(crate) use provider::build_counted_tracer_provider;
 pub use provider::{build_tracer_provider, shutdown_with_timeout};

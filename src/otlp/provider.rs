@@ -241,14 +241,15 @@ pub(crate) fn instance_id() -> &'static str {
 
 /// A one-worker tokio runtime owned by the exporter; it never blocks when dropped.
 #[derive(Debug)]
-struct ExportRuntime(Option<tokio::runtime::Runtime>);
+pub(crate) struct ExportRuntime(Option<tokio::runtime::Runtime>);
 
 impl ExportRuntime {
-    fn start() -> Result<Self, OtlpError> {
+    pub(crate) fn start() -> Result<Self, OtlpError> {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .max_blocking_threads(1)
             .thread_name(RUNTIME_THREAD_NAME)
+            .on_thread_start(super::logs::mark_export_thread)
             .enable_io()
             .enable_time()
             .build()
@@ -256,7 +257,7 @@ impl ExportRuntime {
             .map_err(OtlpError::Runtime)
     }
 
-    fn handle(&self) -> Option<&tokio::runtime::Handle> {
+    pub(crate) fn handle(&self) -> Option<&tokio::runtime::Handle> {
         self.0.as_ref().map(tokio::runtime::Runtime::handle)
     }
 }
