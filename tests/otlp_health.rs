@@ -20,9 +20,9 @@ use tracing_correlation::{ExportConfig, LoggingGuard, SignalHealth};
 const CHILD: &str = "TRACING_CORRELATION_HEALTH_CHILD";
 const PORT: &str = "TRACING_CORRELATION_HEALTH_PORT";
 
-fn wait_until(guard: &LoggingGuard, what: &str, done: impl Fn(SignalHealth) -> bool) {
+fn wait_until(guard: &LoggingGuard, what: &str, done: impl Fn(SignalHealth, SignalHealth) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(15);
-    while !done(guard.export_health().traces) {
+    while !done(guard.export_health().traces, guard.export_health().logs) {
         assert!(
             Instant::now() < deadline,
             "timed out waiting for {what}: {:?}",
@@ -45,6 +45,7 @@ fn child_entry() {
     let vars = [
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.clone()),
+        ("OTEL_LOGS_EXPORTER", "otlp".to_owned()),
     ];
     let config = ExportConfig::from_lookup(move |name| {
         vars.iter()
@@ -63,13 +64,17 @@ fn child_entry() {
         .try_init()
         .unwrap();
 
-    // The collector is down: three batches fail, one report.
+    // The collector is down: three batches of each signal fail, one
+    // report each.
     for (n, name) in ["a", "b", "c"].into_iter().enumerate() {
-        tracing::info_span!("dead", name).in_scope(|| {});
-        wait_until(&guard, "a failed export", |h| h.failed > n as u64);
+        tracing::info_span!("dead", name).in_scope(|| tracing::info!("while down"));
+        wait_until(&guard, "a failed export", |spans, logs| {
+            spans.failed > n as u64 && logs.failed > n as u64
+        });
     }
-    assert!(guard.export_health().traces.failing);
-    assert_eq!(guard.export_health().traces.exported, 0);
+    let health = guard.export_health();
+    assert!(health.traces.failing && health.logs.failing);
+    assert_eq!((health.traces.exported, health.logs.exported), (0, 0));
 
     // It comes back on the same port: two batches succeed, one report.
     let any_port: SocketAddr = ([127, 0, 0, 1], 0).into();
@@ -79,9 +84,14 @@ fn child_entry() {
         OtlpReceiver::start_on(any_port, http)
     };
     for n in 1..=2_u64 {
-        tracing::info_span!("alive", n).in_scope(|| {});
-        wait_until(&guard, "a successful export", |h| h.exported >= n);
+        tracing::info_span!("alive", n).in_scope(|| tracing::info!("back"));
+        wait_until(&guard, "a successful export", |spans, logs| {
+            spans.exported >= n && logs.exported >= n
+        });
     }
+    let logs = guard.export_health().logs;
+    assert_eq!((logs.failed, logs.exported, logs.failing), (3, 2, false));
+    assert_eq!(receiver.wait_for_logs(2, Duration::from_secs(5)).len(), 2);
     let health = guard.export_health().traces;
     assert_eq!(
         (health.failed, health.exported, health.failing),
@@ -93,8 +103,12 @@ fn child_entry() {
         .map(|s| s.name)
         .collect();
     assert_eq!(names, ["alive", "alive"]);
-    // No line came from the SDK's own diagnostics.
-    assert_eq!(out.text(), "", "nothing but the SDK logged");
+    // No line came from the SDK's own diagnostics: only the five events.
+    let lines = out.lines();
+    assert_eq!(lines.len(), 5, "{}", out.text());
+    for line in &lines {
+        assert_eq!(line["target"], "otlp_health");
+    }
     println!("CHILD-DONE {health:?}");
     drop(guard);
 }
@@ -115,6 +129,7 @@ fn a_dead_collector_is_reported_once_and_its_recovery_once() {
             .env(CHILD, protocol)
             .env(PORT, free_port().to_string())
             .env("OTEL_BSP_SCHEDULE_DELAY", "50")
+            .env("OTEL_BLRP_SCHEDULE_DELAY", "50")
             .env_remove("RUST_LOG")
             .output()
             .unwrap();
@@ -138,6 +153,17 @@ fn a_dead_collector_is_reported_once_and_its_recovery_once() {
             .collect();
         assert_eq!(failures.len(), 1, "{protocol}: {stderr}");
         assert_eq!(recoveries.len(), 1, "{protocol}: {stderr}");
+        let count = |needle: &str| reports.iter().filter(|l| l.contains(needle)).count();
+        assert_eq!(
+            count(r#""message":"log export failed;"#),
+            1,
+            "{protocol}: {stderr}"
+        );
+        assert_eq!(
+            count(r#""message":"log export recovered""#),
+            1,
+            "{protocol}: {stderr}"
+        );
         // Each report is one JSON object after the prefix.
         for line in failures.iter().chain(&recoveries) {
             let json: serde_json::Value =
@@ -157,4 +183,35 @@ fn a_dead_collector_is_reported_once_and_its_recovery_once() {
             "{protocol}: {stdout}"
         );
     }
+}
+
+#[test]
+fn sdk_drop_reports_become_counts_and_never_lines() {
+    let out = Captured::default();
+    let (dispatch, guard) = tracing_correlation::builder()
+        .writer(out.clone())
+        .filter("trace")
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(&dispatch, || {
+        // What opentelemetry_sdk's internal logs emit (its `otel_warn!`).
+        tracing::warn!(
+            target: "opentelemetry_sdk",
+            name = "BatchSpanProcessor.SpanDroppingStarted",
+            message = "BatchSpanProcessor dropped a Span due to queue full."
+        );
+        tracing::warn!(
+            target: "opentelemetry_sdk",
+            name = "BatchLogProcessor.LogsDropped",
+            dropped_logs_count = 42_u64,
+            max_queue_size = 2048_u64,
+        );
+        tracing::info!("an application line");
+    });
+    let health = guard.export_health();
+    assert_eq!(health.traces.dropped, 1, "at least one, as far as is known");
+    assert_eq!(health.logs.dropped, 42);
+    let lines = out.lines();
+    assert_eq!(lines.len(), 1, "{}", out.text());
+    assert_eq!(lines[0]["message"], "an application line");
 }
