@@ -2,16 +2,19 @@
 //! formatter, all writing to a sink so formatting (not I/O) is measured.
 //!
 //! Run: `cargo bench --bench formatting -- --warm-up-time 1 --measurement-time 3`.
-//! Besides criterion's times it prints heap allocations per event.
+//! Besides criterion's times it prints heap allocations per event and, at
+//! the end, each case's median time as a ratio to its group's reference.
+//! Instruction counts, the stable figure on a shared machine, come from
+//! `scripts/instructions.sh` (benches/instructions.rs).
 
-// `criterion_main!` generates an undocumented `main`.
+// Criterion groups are undocumented functions.
 #![allow(missing_docs)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use tracing::Dispatch;
 use tracing_correlation::opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use tracing_correlation::CorrelationLayer;
@@ -97,31 +100,45 @@ fn stacks() -> [Stack; 3] {
     ]
 }
 
-/// One `info!` with two fields inside three nested entered spans.
+/// The event every case logs: two fields and a message.
+fn event() {
+    tracing::info!(
+        user_id = black_box(42),
+        path = "/api/items",
+        "request handled"
+    );
+}
+
+/// 3 nested spans with 2 fields each, entered, around `op`.
+fn in_three_spans(op: impl FnOnce()) {
+    let a = tracing::info_span!("request", method = "GET", path = "/orders/42");
+    let _a = a.enter();
+    let b = tracing::info_span!("handler", user = black_box(7), admin = false);
+    let _b = b.enter();
+    let c = tracing::info_span!("db", table = "orders", shard = 3);
+    let _c = c.enter();
+    op();
+}
+
+/// One event inside three nested entered spans.
 fn event_in_three_spans(c: &mut Criterion) {
     let mut group = c.benchmark_group("event_in_3_spans");
     for (name, make) in stacks() {
         let dispatch = make();
         tracing::dispatcher::with_default(&dispatch, || {
-            let a = tracing::info_span!("request", method = "GET", path = "/orders/42");
-            let _a = a.enter();
-            let b = tracing::info_span!("handler", user = 7);
-            let _b = b.enter();
-            let c = tracing::info_span!("db", table = "orders");
-            let _c = c.enter();
-            group.bench_function(name, |bench| {
-                bench.iter(|| tracing::info!(rows = black_box(3), cached = false, "query done"));
+            in_three_spans(|| {
+                group.bench_function(name, |bench| bench.iter(event));
+                // Steady-state allocations per event.
+                for _ in 0..100 {
+                    event();
+                }
+                let before = ALLOCATIONS.load(Ordering::Relaxed);
+                for _ in 0..1000 {
+                    event();
+                }
+                let total = ALLOCATIONS.load(Ordering::Relaxed) - before;
+                println!("allocations per event [{name}]: {}", total / 1000);
             });
-            // Steady-state allocations per event.
-            for _ in 0..100 {
-                tracing::info!(rows = 3, cached = false, "query done");
-            }
-            let before = ALLOCATIONS.load(Ordering::Relaxed);
-            for _ in 0..1000 {
-                tracing::info!(rows = black_box(3), cached = false, "query done");
-            }
-            let total = ALLOCATIONS.load(Ordering::Relaxed) - before;
-            println!("allocations per event [{name}]: {}", total / 1000);
         });
     }
     group.finish();
@@ -133,41 +150,31 @@ fn whole_request(c: &mut Criterion) {
     for (name, make) in stacks() {
         let dispatch = make();
         tracing::dispatcher::with_default(&dispatch, || {
-            group.bench_function(name, |bench| {
-                bench.iter(|| {
-                    let a = tracing::info_span!("request", method = "GET", path = "/orders/42");
-                    let _a = a.enter();
-                    let b = tracing::info_span!("handler", user = 7);
-                    let _b = b.enter();
-                    let c = tracing::info_span!("db", table = "orders");
-                    let _c = c.enter();
-                    tracing::info!(rows = black_box(3), cached = false, "query done");
-                });
-            });
+            group.bench_function(name, |bench| bench.iter(|| in_three_spans(event)));
         });
     }
     group.finish();
 }
 
-/// Per-span cost of the layer alone: 3 nested spans, no event.
-fn spans_only(c: &mut Criterion) {
-    let mut group = c.benchmark_group("spans_only");
-    let stacks: [Stack; 2] = [
+/// One child span with one field (create, enter, exit, close) inside an
+/// entered parent: the bare registry, with the correlation layer, and the
+/// whole stand-alone stack.
+fn child_span(c: &mut Criterion) {
+    let mut group = c.benchmark_group("span");
+    let stacks: [Stack; 3] = [
         ("bare_registry", bare_registry),
         ("registry_with_correlation_layer", registry_with_layer),
+        ("ours_standalone", ours_standalone),
     ];
     for (name, make) in stacks {
         let dispatch = make();
         tracing::dispatcher::with_default(&dispatch, || {
+            let parent = tracing::info_span!("request", method = "GET");
+            let _parent = parent.enter();
             group.bench_function(name, |bench| {
                 bench.iter(|| {
-                    let a = tracing::info_span!("request", method = "GET", path = "/orders/42");
-                    let _a = a.enter();
-                    let b = tracing::info_span!("handler", user = 7);
-                    let _b = b.enter();
-                    let c = tracing::info_span!("db", table = "orders");
-                    let _c = c.enter();
-                    black_box(&c);
+                    let span = tracing::info_span!("child", n = black_box(1));
+                    let _entered = span.enter();
                 });
             });
         });
@@ -175,5 +182,125 @@ fn spans_only(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, event_in_three_spans, whole_request, spans_only);
-criterion_main!(benches);
+/// An event with 30 fields inside three spans.
+fn wide_event(c: &mut Criterion) {
+    let mut group = c.benchmark_group("wide_event");
+    for (name, make) in &stacks()[..2] {
+        let dispatch = make();
+        tracing::dispatcher::with_default(&dispatch, || {
+            in_three_spans(|| {
+                group.bench_function(*name, |bench| {
+                    bench.iter(|| {
+                        tracing::info!(
+                            f00 = black_box(0),
+                            f01 = 1,
+                            f02 = "two",
+                            f03 = true,
+                            f04 = 4.5,
+                            f05 = 5,
+                            f06 = "six",
+                            f07 = false,
+                            f08 = 8,
+                            f09 = "nine",
+                            f10 = 10,
+                            f11 = 11,
+                            f12 = "twelve",
+                            f13 = true,
+                            f14 = 14,
+                            f15 = 15,
+                            f16 = "sixteen",
+                            f17 = 17,
+                            f18 = false,
+                            f19 = 19,
+                            f20 = 20,
+                            f21 = "twenty-one",
+                            f22 = 22,
+                            f23 = true,
+                            f24 = 24,
+                            f25 = 25,
+                            f26 = "twenty-six",
+                            f27 = 27,
+                            f28 = 28,
+                            f29 = "twenty-nine",
+                            "wide event"
+                        );
+                    });
+                });
+            });
+        });
+    }
+    group.finish();
+}
+
+/// Where criterion keeps its estimates (as criterion itself decides).
+fn criterion_home() -> std::path::PathBuf {
+    std::env::var_os("CRITERION_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map(|dir| std::path::PathBuf::from(dir).join("criterion"))
+        })
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/criterion")
+        })
+}
+
+/// The median time of one benchmark of this run, in nanoseconds.
+fn median_ns(group: &str, name: &str) -> Option<f64> {
+    let path = criterion_home()
+        .join(group)
+        .join(name)
+        .join("new/estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let estimates: serde_json::Value = serde_json::from_str(&text).ok()?;
+    estimates["median"]["point_estimate"].as_f64()
+}
+
+/// Each case's median time as a ratio to its group's reference (the first
+/// case: `fmt().json()`, or the bare registry for spans).
+fn print_ratios() {
+    let groups: [(&str, &[&str]); 4] = [
+        (
+            "event_in_3_spans",
+            &["fmt_json_plain", "ours_standalone", "ours_otel"],
+        ),
+        (
+            "request",
+            &["fmt_json_plain", "ours_standalone", "ours_otel"],
+        ),
+        (
+            "span",
+            &[
+                "bare_registry",
+                "registry_with_correlation_layer",
+                "ours_standalone",
+            ],
+        ),
+        ("wide_event", &["fmt_json_plain", "ours_standalone"]),
+    ];
+    println!("\nratios to each group's first case (median times of this run):");
+    for (group, names) in groups {
+        let Some(reference) = median_ns(group, names[0]) else {
+            continue;
+        };
+        for name in &names[1..] {
+            if let Some(time) = median_ns(group, name) {
+                println!("  {group}/{name}: {:.3}x {}", time / reference, names[0]);
+            }
+        }
+    }
+}
+
+criterion_group!(
+    benches,
+    event_in_three_spans,
+    whole_request,
+    child_span,
+    wide_event
+);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    print_ratios();
+}

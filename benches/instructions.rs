@@ -13,14 +13,43 @@
 //!
 //! The OTLP cases (`otlp_logs_only_event`, `ours_event_and_otlp_log`,
 //! `ours_export_request*`) need `--features otlp`, which the script passes.
-#![allow(missing_docs)]
+#![allow(missing_docs, unsafe_code)]
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing::Dispatch;
+use tracing_correlation::opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use tracing_correlation::{CorrelationLayer, JsonFormat};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::EnvFilter;
+
+/// Counts heap allocations (every thread), for `<case> <n> allocs`.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 fn plain_json() -> Dispatch {
     Dispatch::new(
@@ -86,16 +115,96 @@ fn disabled_info() {
     tracing::info!(user_id = black_box(42), "request handled");
 }
 
-/// Three nested spans and one event, the request of the export
-/// figures.
+/// A whole request: 3 nested spans with 2 fields each, entered, 1 event,
+/// everything closed.
 fn request() {
     let a = tracing::info_span!("request", method = "GET", path = "/orders/42");
     let _a = a.enter();
-    let b = tracing::info_span!("handler", user = 7, admin = false);
+    let b = tracing::info_span!("handler", user = black_box(7), admin = false);
     let _b = b.enter();
     let c = tracing::info_span!("db", table = "orders", shard = 3);
     let _c = c.enter();
     event();
+}
+
+/// One child span with one field: created, entered, exited, closed.
+fn child_span() {
+    let span = tracing::info_span!("child", n = black_box(1));
+    let _entered = span.enter();
+}
+
+/// An event with 30 fields besides its message.
+fn wide_event() {
+    tracing::info!(
+        f00 = black_box(0),
+        f01 = 1,
+        f02 = "two",
+        f03 = true,
+        f04 = 4.5,
+        f05 = 5,
+        f06 = "six",
+        f07 = false,
+        f08 = 8,
+        f09 = "nine",
+        f10 = 10,
+        f11 = 11,
+        f12 = "twelve",
+        f13 = true,
+        f14 = 14,
+        f15 = 15,
+        f16 = "sixteen",
+        f17 = 17,
+        f18 = false,
+        f19 = 19,
+        f20 = 20,
+        f21 = "twenty-one",
+        f22 = 22,
+        f23 = true,
+        f24 = 24,
+        f25 = 25,
+        f26 = "twenty-six",
+        f27 = 27,
+        f28 = 28,
+        f29 = "twenty-nine",
+        "wide event"
+    );
+}
+
+fn bare_registry() -> Dispatch {
+    Dispatch::new(tracing_subscriber::registry())
+}
+
+fn registry_with_layer() -> Dispatch {
+    Dispatch::new(tracing_subscriber::registry().with(CorrelationLayer::new()))
+}
+
+/// Our format with exactly `fmt().json()`'s content (current span and span
+/// list) plus the ids.
+fn ours_span_list() -> Dispatch {
+    let (dispatch, guard) = tracing_correlation::builder()
+        .writer(std::io::sink)
+        .json(JsonFormat::new().with_span_list(true))
+        .filter("info")
+        .build()
+        .expect("valid");
+    std::mem::forget(guard);
+    dispatch
+}
+
+/// Ids from the OpenTelemetry SDK: a batch processor with an in-memory
+/// exporter, as in production but without a network.
+fn ours_sdk() -> Dispatch {
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(InMemorySpanExporter::default())
+        .build();
+    let (dispatch, guard) = tracing_correlation::builder()
+        .writer(std::io::sink)
+        .filter("info")
+        .tracer_provider(provider)
+        .build()
+        .expect("valid");
+    std::mem::forget(guard);
+    dispatch
 }
 
 /// No request leaves the process during a measured run: the batch
@@ -143,8 +252,20 @@ fn exporting(lines: &str, spans: bool, logs: bool) -> Dispatch {
     dispatch
 }
 
-fn once(dispatch: &Dispatch, iterations: u64, op: impl Fn()) {
+/// Runs `op` outside any span.
+fn outside_spans(dispatch: &Dispatch, iterations: u64, op: impl Fn()) {
     tracing::dispatcher::with_default(dispatch, || {
+        for _ in 0..iterations {
+            op();
+        }
+    });
+}
+
+/// Runs `op` inside one entered parent span.
+fn in_one_span(dispatch: &Dispatch, iterations: u64, op: impl Fn()) {
+    tracing::dispatcher::with_default(dispatch, || {
+        let parent = tracing::info_span!("request", method = "GET");
+        let _parent = parent.enter();
         for _ in 0..iterations {
             op();
         }
@@ -153,12 +274,64 @@ fn once(dispatch: &Dispatch, iterations: u64, op: impl Fn()) {
 
 type Case = (&'static str, fn(u64));
 
+/// Cases in groups: the first case of each group is the reference the
+/// others are compared with.
 const CASES: &[Case] = &[
     ("fmt_json_event", |n| {
         in_three_spans(&plain_json(), n, event);
     }),
     ("ours_event", |n| {
         in_three_spans(&ours("info"), n, event);
+    }),
+    ("ours_event_span_list", |n| {
+        in_three_spans(&ours_span_list(), n, event);
+    }),
+    ("ours_sdk_event", |n| {
+        in_three_spans(&ours_sdk(), n, event);
+    }),
+    // The OTLP log path per event (lines off, so only the log record is
+    // made), and lines plus log records.
+    #[cfg(feature = "otlp")]
+    ("otlp_logs_only_event", |n| {
+        in_three_spans(&exporting("off", false, true), n, event);
+    }),
+    #[cfg(feature = "otlp")]
+    ("ours_event_and_otlp_log", |n| {
+        in_three_spans(&exporting("info", false, true), n, event);
+    }),
+    ("fmt_json_request", |n| {
+        outside_spans(&plain_json(), n, request);
+    }),
+    ("ours_request", |n| {
+        outside_spans(&ours("info"), n, request);
+    }),
+    ("ours_sdk_request", |n| {
+        outside_spans(&ours_sdk(), n, request);
+    }),
+    // Exported over OTLP (the batch queues hold everything): spans, then
+    // spans and log records.
+    #[cfg(feature = "otlp")]
+    ("ours_export_request", |n| {
+        outside_spans(&exporting("info", true, false), n, request);
+    }),
+    #[cfg(feature = "otlp")]
+    ("ours_export_request_and_logs", |n| {
+        outside_spans(&exporting("info", true, true), n, request);
+    }),
+    ("bare_registry_span", |n| {
+        in_one_span(&bare_registry(), n, child_span);
+    }),
+    ("correlation_layer_span", |n| {
+        in_one_span(&registry_with_layer(), n, child_span);
+    }),
+    ("ours_span", |n| {
+        in_one_span(&ours("info"), n, child_span);
+    }),
+    ("fmt_json_wide_event", |n| {
+        in_three_spans(&plain_json(), n, wide_event);
+    }),
+    ("ours_wide_event", |n| {
+        in_three_spans(&ours("info"), n, wide_event);
     }),
     ("global_filter_warn_disabled_debug", |n| {
         in_three_spans(&global_filter("warn"), n, disabled_debug);
@@ -172,33 +345,14 @@ const CASES: &[Case] = &[
     ("ours_warn_disabled_info", |n| {
         in_three_spans(&ours("warn"), n, disabled_info);
     }),
-    // The OTLP log path per event (lines off, so only the log record is
-    // made), and lines plus log records; against `fmt_json_event`.
-    #[cfg(feature = "otlp")]
-    ("otlp_logs_only_event", |n| {
-        in_three_spans(&exporting("off", false, true), n, event);
-    }),
-    #[cfg(feature = "otlp")]
-    ("ours_event_and_otlp_log", |n| {
-        in_three_spans(&exporting("info", false, true), n, event);
-    }),
-    // A request (three spans, one event): fmt().json(), stand-alone, spans
-    // exported, spans and logs exported.
-    ("fmt_json_request", |n| {
-        once(&plain_json(), n, request);
-    }),
-    ("ours_request", |n| {
-        once(&ours("info"), n, request);
-    }),
-    #[cfg(feature = "otlp")]
-    ("ours_export_request", |n| {
-        once(&exporting("info", true, false), n, request);
-    }),
-    #[cfg(feature = "otlp")]
-    ("ours_export_request_and_logs", |n| {
-        once(&exporting("info", true, true), n, request);
-    }),
 ];
+
+fn find(name: &str) -> fn(u64) {
+    CASES.iter().find(|(case, _)| *case == name).map_or_else(
+        || panic!("no case {name}; `list` names them"),
+        |(_, run)| *run,
+    )
+}
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -211,14 +365,21 @@ fn main() {
                 println!("{name}");
             }
         }
-        [name, iterations] => {
-            let iterations: u64 = iterations.parse().expect("a number of iterations");
-            let (_, run) = CASES
-                .iter()
-                .find(|(case, _)| case == name)
-                .unwrap_or_else(|| panic!("no case {name}; `list` names them"));
-            run(iterations);
+        // Allocations per operation, from two run lengths like the
+        // instruction counts.
+        [name, allocs] if allocs == "allocs" => {
+            let run = find(name);
+            let count = |n: u64| {
+                let before = ALLOCATIONS.load(Ordering::Relaxed);
+                run(n);
+                ALLOCATIONS.load(Ordering::Relaxed) - before
+            };
+            let (short, long) = (count(1_000), count(11_000));
+            // Per operation, to two decimals.
+            let hundredths = long.saturating_sub(short) / 100;
+            println!("{}.{:02}", hundredths / 100, hundredths % 100);
         }
+        [name, iterations] => find(name)(iterations.parse().expect("a number of iterations")),
         // `cargo bench` with no arguments (or criterion's flags): a quick
         // smoke run of every case, so the target is exercised.
         _ => {

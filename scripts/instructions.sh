@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Instructions per operation for every case of benches/instructions.rs,
 # measured with callgrind (valgrind) as the difference between two runs of
-# different lengths, so set-up cost cancels out. Prints each case and its
-# ratio to the first case of its group (the line before it that ends the
-# group's name, see the table below).
+# different lengths, so set-up cost cancels out. Prints each case's
+# instructions per operation, its ratio to its group's reference (the last
+# case before it named fmt_json_*, bare_registry_* or global_filter_*) and its
+# heap allocations per operation (every thread, counted without valgrind).
 #
 #   scripts/instructions.sh [case ...]
 set -euo pipefail
@@ -24,8 +25,14 @@ count() { # case iterations -> total instructions
 }
 cases=("$@")
 [ ${#cases[@]} -gt 0 ] || mapfile -t cases < <("$bin" list)
+ref=0
+printf '%-36s %12s %8s %10s\n' case instructions ratio allocs
 for case in "${cases[@]}"; do
   a=$(count "$case" $short)
   b=$(count "$case" $long)
-  echo "$case $(( (b - a) / (long - short) ))"
+  per=$(( (b - a) / (long - short) ))
+  case "$case" in fmt_json_*|bare_registry_*|global_filter_*) ref=$per ;; esac
+  ratio=$(awk -v p="$per" -v r="$ref" 'BEGIN { if (r > 0) printf "%.3f", p / r; else print "-" }')
+  allocs=$("$bin" "$case" allocs)
+  printf '%-36s %12d %8s %10s\n' "$case" "$per" "$ratio" "$allocs"
 done

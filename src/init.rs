@@ -11,8 +11,8 @@ use tracing_subscriber::{Layer, Registry};
 
 use crate::export_health::NotSdkInternal;
 use crate::output::filter::{
-    self, Directives, FilterError, FilterHandle, LogRecordGate, SpanSet, SplitFilter, Swappable,
-    DEFAULT_SPANS, SPANS_ENV,
+    self, Directives, FilterError, FilterHandle, IgnoreEvents, LogRecordGate, SpanSet, SplitFilter,
+    Swappable, DEFAULT_SPANS, SPANS_ENV,
 };
 use crate::output::layer::OutputLayer;
 use crate::output::{Output, OutputFormat, SpanLines};
@@ -669,23 +669,29 @@ impl Builder {
         let span_set = SpanSet::new(spans.clone(), line_filters.clone());
 
         let mut layers: Vec<BoxedLayer> = Vec::with_capacity(outputs.len() + 2);
-        if let Some(provider) = &tracer_provider {
-            let events = self.otel_span_events.then(|| line_filters[0].clone());
-            let details = self.otel_span_details;
-            layers.push(crate::otel_layer::span_layer(
-                provider, details, &span_set, events,
-            ));
-        }
+        // The layers that act on spans (OpenTelemetry, correlation) decide
+        // spans by the same span set as every output: they go under the
+        // first output's filter as one layer, so each span callback pays one
+        // per-layer filter check instead of one per layer. They ignore
+        // events (the OpenTelemetry layer unless span events are on, where
+        // the first output's line filter is the one it used anyway).
         let correlation = if tracer_provider.is_some() {
             CorrelationLayer::with_opentelemetry()
         } else {
             CorrelationLayer::new()
         };
-        layers.push(
-            correlation
-                .with_filter(SplitFilter::spans_only(span_set.clone()))
-                .boxed(),
-        );
+        let mut span_layers: Option<BoxedLayer> = Some(match &tracer_provider {
+            Some(provider) => {
+                let otel = crate::otel_layer::span_layer(provider, self.otel_span_details);
+                let otel = if self.otel_span_events {
+                    otel.boxed()
+                } else {
+                    IgnoreEvents(otel).boxed()
+                };
+                otel.and_then(correlation).boxed()
+            }
+            None => correlation.boxed(),
+        });
         let mut gate = Some(LogRecordGate::new(
             line_filters.clone(),
             !self.layers.is_empty() || self.otel_span_events,
@@ -710,15 +716,17 @@ impl Builder {
                         .with_default_static_fields(static_defaults.clone());
                     OutputLayer::new(json, sink, gate.take())
                         .with_span_lines(span_lines, lines.clone())
-                        .with_filter(filter.and(NotSdkInternal))
                         .boxed()
                 }
                 OutputFormat::Pretty => OutputLayer::new(PrettyFormat::new(), sink, gate.take())
                     .with_span_lines(span_lines, lines.clone())
-                    .with_filter(filter.and(NotSdkInternal))
                     .boxed(),
             };
-            layers.push(layer);
+            let layer = match span_layers.take() {
+                Some(span_layers) => span_layers.and_then(layer).boxed(),
+                None => layer,
+            };
+            layers.push(layer.with_filter(filter.and(NotSdkInternal)).boxed());
         }
         let logger_provider = logs_output.zip(logs_lines).map(|(logs, lines)| {
             layers.push(logs.layer(SplitFilter::new(span_set.clone(), lines)));

@@ -117,7 +117,7 @@ impl Default for CorrelationLayer {
 /// What the layer keeps for each span, in the span's registry extensions.
 pub(crate) struct SpanData {
     /// Set at creation (stand-alone) or on first enter (OpenTelemetry).
-    ids: OnceLock<TraceIds>,
+    ids: SpanIds,
     /// Stand-alone: the context attached while the span is entered.
     context: Option<Context>,
     /// The parent's span id (a local span's or a remote caller's),
@@ -131,13 +131,23 @@ pub(crate) struct SpanData {
 impl SpanData {
     /// The span's ids, once known.
     pub(crate) fn ids(&self) -> Option<TraceIds> {
-        self.ids.get().copied()
+        match &self.ids {
+            SpanIds::Minted(ids) => Some(*ids),
+            SpanIds::FromSdk(ids) => ids.get().copied(),
+        }
     }
 
     /// The parent's span id, `None` for a root.
     pub(crate) fn parent_span_id(&self) -> Option<SpanId> {
         (self.parent_span_id != SpanId::INVALID).then_some(self.parent_span_id)
     }
+}
+
+/// A span's ids: known at creation when minted (no synchronisation needed
+/// to read them), set once on first enter when the SDK owns them.
+enum SpanIds {
+    Minted(TraceIds),
+    FromSdk(OnceLock<TraceIds>),
 }
 
 /// Reads a span's ids through a type-erased dispatcher (see
@@ -249,7 +259,7 @@ where
             IdSource::Mint => {
                 let (context, ids, parent_span_id) = Self::mint(attrs, &ctx);
                 SpanData {
-                    ids: OnceLock::from(ids),
+                    ids: SpanIds::Minted(ids),
                     context: Some(context),
                     parent_span_id,
                     fields,
@@ -266,7 +276,7 @@ where
                     SpanId::INVALID
                 };
                 SpanData {
-                    ids: OnceLock::new(),
+                    ids: SpanIds::FromSdk(OnceLock::new()),
                     context: None,
                     parent_span_id,
                     fields,
@@ -308,7 +318,10 @@ where
             IdSource::OpenTelemetry => {
                 let extensions = span.extensions();
                 if let Some(data) = extensions.get::<SpanData>() {
-                    if data.ids.get().is_none() {
+                    if let SpanIds::FromSdk(ids) = &data.ids {
+                        if ids.get().is_some() {
+                            return;
+                        }
                         // The OpenTelemetry layer ran first and attached this
                         // span's context.
                         let current = Context::map_current(|cx| {
@@ -317,8 +330,8 @@ where
                                 .then(|| TraceIds::from_span_context(&sc))
                                 .flatten()
                         });
-                        if let Some(ids) = current {
-                            let _ = data.ids.set(ids);
+                        if let Some(found) = current {
+                            let _ = ids.set(found);
                         }
                     }
                 }

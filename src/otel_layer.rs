@@ -24,8 +24,7 @@ use tracing_core::{Event, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
-
-use crate::output::filter::{SpanSet, SplitFilter, Swappable};
+use tracing_subscriber::Registry;
 
 /// The instrumentation scope of every span and log record this crate exports.
 pub(crate) const SCOPE_NAME: &str = "tracing-correlation";
@@ -168,18 +167,13 @@ impl SpanDetails {
 
 /// The exporting layer for `provider`: tracing-opentelemetry with only the
 /// `details` asked for, this crate's scope name and version, behind
-/// [`SignedIntegers`], filtered to the spans that exist (and to the events
-/// `events` enables, when events become span events).
+/// [`SignedIntegers`].
 pub(crate) fn span_layer(
     provider: &SdkTracerProvider,
     details: SpanDetails,
-    span_set: &SpanSet,
-    events: Option<Swappable>,
-) -> crate::init::BoxedLayer {
-    let filter = match events {
-        Some(events) => SplitFilter::new(span_set.clone(), events),
-        None => SplitFilter::spans_only(span_set.clone()),
-    };
+) -> SignedIntegers<
+    tracing_opentelemetry::OpenTelemetryLayer<Registry, opentelemetry_sdk::trace::Tracer>,
+> {
     let scope = InstrumentationScope::builder(SCOPE_NAME)
         .with_version(SCOPE_VERSION)
         .build();
@@ -189,7 +183,7 @@ pub(crate) fn span_layer(
         .with_threads(details.threads)
         .with_location(details.code_location)
         .with_target(details.target);
-    SignedIntegers { inner: layer }.with_filter(filter).boxed()
+    SignedIntegers { inner: layer }
 }
 
 /// Forwards everything to `inner`, with integers that tracing-opentelemetry
@@ -210,6 +204,21 @@ where
 
     fn on_layer(&mut self, subscriber: &mut S) {
         self.inner.on_layer(subscriber);
+    }
+
+    fn register_callsite(
+        &self,
+        metadata: &'static tracing_core::Metadata<'static>,
+    ) -> tracing_core::subscriber::Interest {
+        self.inner.register_callsite(metadata)
+    }
+
+    fn enabled(&self, metadata: &tracing_core::Metadata<'_>, ctx: Context<'_, S>) -> bool {
+        self.inner.enabled(metadata, ctx)
+    }
+
+    fn event_enabled(&self, event: &Event<'_>, ctx: Context<'_, S>) -> bool {
+        self.inner.event_enabled(event, ctx)
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {

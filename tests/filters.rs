@@ -265,3 +265,40 @@ fn span_lifecycle_lines_are_opt_in_and_carry_the_span_s_own_ids() {
     assert!(opened.get("span.duration_us").is_none());
     assert!(captured.lines()[2]["span.duration_us"].is_u64());
 }
+
+/// Span-scoped directives (`[request]=debug`): lines inside the named span
+/// are written at its level, lines outside it are not. Filters without span
+/// parts skip span bookkeeping, so this checks the switch both ways,
+/// including a reload from plain directives to span-scoped ones and back.
+#[test]
+fn span_scoped_directives_apply_inside_the_span_and_across_reloads() {
+    let out = Captured::default();
+    let (dispatch, guard) = builder()
+        .writer(out.clone())
+        .filter("warn,[request]=debug")
+        .build()
+        .expect("valid filter");
+    let filters = guard.filter_handle();
+    tracing::dispatcher::with_default(&dispatch, || {
+        debug!("outside 1");
+        info_span!("request").in_scope(|| debug!("inside 1"));
+        info_span!("other").in_scope(|| debug!("other 1"));
+
+        filters.reload("warn").expect("valid");
+        info_span!("request").in_scope(|| debug!("inside 2"));
+
+        filters.reload("warn,[request]=debug").expect("valid");
+        let request = info_span!("request");
+        request.in_scope(|| {
+            debug!("inside 3");
+            info_span!("nested").in_scope(|| debug!("nested 3"));
+        });
+        debug!("outside 3");
+    });
+    let messages: Vec<_> = out
+        .lines()
+        .iter()
+        .map(|line| line["message"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(messages, ["inside 1", "inside 3", "nested 3"]);
+}

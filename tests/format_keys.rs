@@ -110,3 +110,122 @@ fn custom_trace_keys_named_like_fixed_keys_are_renamed_and_reported() {
         assert_eq!(line["fields.level"], flags.as_str(), "{mode:?}");
     }
 }
+
+/// The same callsite through two outputs whose formats reserve different
+/// keys, on one thread: a field named like one format's level key is
+/// renamed there and kept as is in the other, every time (the per-callsite
+/// decision that skips the duplicate check is made per format). A duplicate
+/// name within one callsite is renamed under both.
+#[test]
+fn one_callsite_through_two_formats_is_renamed_only_where_its_key_is_taken() {
+    use tracing_correlation::{builder, Output, Profile};
+    let ecs = support::Captured::default();
+    let otel = support::Captured::default();
+    // The format where the keys are free formats first: its decision must
+    // not carry over to the other.
+    let (dispatch, _guard) = builder()
+        .writer(otel.clone())
+        .json(JsonFormat::new())
+        .filter("info")
+        .output(
+            Output::make_writer(ecs.clone())
+                .json(JsonFormat::new().with_profile(Profile::ecs()))
+                .filter("info"),
+        )
+        .build()
+        .expect("valid");
+    tracing::dispatcher::with_default(&dispatch, || {
+        for round in 0..3 {
+            tracing::info!(log.level = round, "clash in ecs");
+            tracing::info!(a = 1, a = 2, "same name twice");
+        }
+    });
+    let ecs = ecs.lines();
+    let otel = otel.lines();
+    assert_eq!((ecs.len(), otel.len()), (6, 6));
+    for round in 0..3 {
+        let (e, o) = (&ecs[round * 2], &otel[round * 2]);
+        assert_eq!(e["log.level"], "info", "{e}");
+        assert_eq!(e["fields.log.level"], round, "{e}");
+        assert_eq!(o["log.level"], round, "{o}");
+        assert_eq!(o["level"], "INFO", "{o}");
+        for line in [&ecs[round * 2 + 1], &otel[round * 2 + 1]] {
+            assert_eq!(line["a"], 1, "{line}");
+            assert_eq!(line["fields.a"], 2, "{line}");
+        }
+    }
+}
+
+/// Span fields are kept inline up to a size and on the heap beyond: values
+/// recorded again (growing across that size, shrinking back, in the middle
+/// of other members) leave exactly one member per field, in order.
+#[test]
+fn span_fields_recorded_again_across_the_inline_size_keep_every_member() {
+    let out = support::Captured::default();
+    let (dispatch, _guard) = tracing_correlation::builder()
+        .writer(out.clone())
+        .json(JsonFormat::new().without_time())
+        .filter("info")
+        .build()
+        .expect("valid");
+    let long = "x".repeat(150);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let span = tracing::info_span!("job", a = "short", b = Empty, c = 3);
+        let _entered = span.enter();
+        tracing::info!("first");
+        span.record("b", long.as_str());
+        tracing::info!("grown");
+        span.record("a", "é\u{1f600}");
+        span.record("b", "tiny");
+        tracing::info!("shrunk");
+    });
+    let spans: Vec<String> = out
+        .text()
+        .lines()
+        .map(|line| line[line.find(",\"span\":").expect("a span member")..].to_owned())
+        .collect();
+    assert_eq!(
+        spans,
+        [
+            r#","span":{"name":"job","a":"short","c":3}}"#.to_owned(),
+            format!(r#","span":{{"name":"job","a":"short","c":3,"b":"{long}"}}}}"#),
+            r#","span":{"name":"job","c":3,"a":"é😀","b":"tiny"}}"#.to_owned(),
+        ]
+    );
+}
+
+/// Names that need escaping (a quote in a field name, a span name or a
+/// target) are escaped, every time the callsite logs, while clean ones next
+/// to them are written as they are.
+#[test]
+fn names_that_need_escaping_are_escaped_on_every_line() {
+    let out = support::Captured::default();
+    let (dispatch, _guard) = tracing_correlation::builder()
+        .writer(out.clone())
+        .json(JsonFormat::new().without_time())
+        .filter("info")
+        .build()
+        .expect("valid");
+    tracing::dispatcher::with_default(&dispatch, || {
+        for _ in 0..2 {
+            let span = tracing::info_span!("we\"ird\nspan", "sp\"an.key" = 1, plain = 2);
+            let _entered = span.enter();
+            tracing::info!(target: "tar\"get", clean = 2, "a\"b" = 1, "c\\d" = 3, "hostile");
+        }
+    });
+    let text = out.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    for line in lines {
+        let value = support::parse_strict(line);
+        assert_eq!(value["target"], "tar\"get", "{line}");
+        assert_eq!(value["a\"b"], 1, "{line}");
+        assert_eq!(value["clean"], 2, "{line}");
+        assert_eq!(value["c\\d"], 3, "{line}");
+        assert_eq!(
+            value["span"],
+            json!({"name": "we\"ird\nspan", "sp\"an.key": 1, "plain": 2}),
+            "{line}"
+        );
+    }
+}

@@ -75,6 +75,9 @@ pub(crate) struct KeySet<'k, const N: usize = 16> {
     /// False when the caller knows every key will be unique: `claim` then
     /// just answers depth 0.
     check: bool,
+    /// Every name claimed is known to need no escaping (decided once per
+    /// callsite): keys are written as they are.
+    clean_names: bool,
     claims: u16,
     dropped: u32,
 }
@@ -97,6 +100,7 @@ impl<'k, const N: usize> KeySet<'k, N> {
             len: 0,
             spill: Vec::new(),
             check: true,
+            clean_names: false,
             claims: 0,
             dropped: 0,
         }
@@ -146,6 +150,14 @@ impl<'k, const N: usize> KeySet<'k, N> {
     pub(crate) fn unchecked() -> Self {
         let mut this = Self::with_bits(&[], 0);
         this.check = false;
+        this
+    }
+
+    /// A set for keys known to be unique, unreserved and free of anything
+    /// JSON escapes.
+    pub(crate) fn unchecked_clean() -> Self {
+        let mut this = Self::unchecked();
+        this.clean_names = true;
         this
     }
 
@@ -217,7 +229,9 @@ pub(crate) fn write_suffixed_key<W: Write + ?Sized>(
         out.write_str(RENAME_PREFIX)?;
     }
     write_escaped(out, name)?;
-    write_escaped(out, suffix)?;
+    if !suffix.is_empty() {
+        write_escaped(out, suffix)?;
+    }
     out.write_str("\":")
 }
 
@@ -363,10 +377,17 @@ impl<'a, 'k, W: Write + ?Sized, const N: usize> JsonFields<'a, 'k, W, N> {
             self.opening
         };
         self.wrote_any = true;
-        self.result = self
-            .out
-            .write_str(lead)
-            .and_then(|()| write_suffixed_key(self.out, name, depth, suffix));
+        self.result = if self.keys.clean_names && depth == 0 && suffix.is_empty() {
+            let out = &mut *self.out;
+            out.write_str(lead)
+                .and_then(|()| out.write_str("\""))
+                .and_then(|()| out.write_str(name))
+                .and_then(|()| out.write_str("\":"))
+        } else {
+            self.out
+                .write_str(lead)
+                .and_then(|()| write_suffixed_key(self.out, name, depth, suffix))
+        };
         Some(depth)
     }
 

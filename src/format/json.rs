@@ -95,6 +95,9 @@ pub enum FieldPlacement {
 #[derive(Debug, Clone)]
 pub struct JsonFormat<T = Rfc3339Micros> {
     timer: Option<T>,
+    /// The timer is the default [`Rfc3339Micros`]: its text is written
+    /// directly (it needs no escaping).
+    default_timer: bool,
     config: Config,
     /// Everything `config` decides, rendered once.
     layout: Layout,
@@ -145,7 +148,13 @@ struct Layout {
     location_keys_free: bool,
     exception: ExceptionKeys,
     conflicts: Vec<KeyConflict>,
+    /// Names this layout in the per-thread [`PLAIN_KEYS`] memo: a new
+    /// layout (another profile, other static fields) gets a new one.
+    id: u64,
 }
+
+/// Source of [`Layout::id`]s.
+static NEXT_LAYOUT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 #[derive(Debug, Clone)]
 enum RenderedLocation {
@@ -174,6 +183,7 @@ impl JsonFormat {
         };
         Self {
             timer: Some(Rfc3339Micros),
+            default_timer: true,
             layout: Layout::new(&config),
             config,
         }
@@ -193,6 +203,7 @@ impl<T> JsonFormat<T> {
     pub fn with_timer<T2>(self, timer: T2) -> JsonFormat<T2> {
         JsonFormat {
             timer: Some(timer),
+            default_timer: false,
             config: self.config,
             layout: self.layout,
         }
@@ -566,6 +577,7 @@ impl Layout {
             reserved,
             exception: profile.exception.keys(),
             conflicts: claims.conflicts,
+            id: NEXT_LAYOUT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 }
@@ -669,10 +681,15 @@ impl<T: FormatTime> JsonFormat<T> {
         let meta = event.metadata();
         let config = &self.config;
         let layout = &self.layout;
+        let facts = callsite_facts(meta, layout, config.placement == FieldPlacement::Nested);
         out.write_str("{")?;
         if let Some(timer) = &self.timer {
             out.write_str(&layout.timestamp)?;
-            write_time(out, timer)?;
+            if self.default_timer {
+                super::time::write_now(out)?;
+            } else {
+                write_time(out, timer)?;
+            }
             out.write_str("\",")?;
         }
         out.write_str(&layout.levels[Profile::level_index(*meta.level())])?;
@@ -694,6 +711,11 @@ impl<T: FormatTime> JsonFormat<T> {
                 .then(|| crate::log_bridge::record_target(event, |t| write_quoted(out, t)))
             {
                 Some(Some(written)) => written?,
+                _ if facts.clean_target => {
+                    out.write_str("\"")?;
+                    out.write_str(meta.target())?;
+                    out.write_str("\"")?;
+                }
                 _ => write_quoted(out, meta.target())?,
             }
         }
@@ -701,7 +723,7 @@ impl<T: FormatTime> JsonFormat<T> {
             self.write_location(out, meta)?;
         }
 
-        let dropped = self.write_message_and_fields(out, event, forwarded)?;
+        let dropped = self.write_message_and_fields(out, event, forwarded, facts)?;
         out.write_str(&layout.statics)?;
         if dropped > 0 {
             out.write_str(&layout.dropped)?;
@@ -805,6 +827,7 @@ impl<T: FormatTime> JsonFormat<T> {
         out: &mut W,
         event: &Event<'_>,
         forwarded: bool,
+        facts: CallsiteFacts,
     ) -> Result<u32, fmt::Error> {
         let meta = event.metadata();
         let config = &self.config;
@@ -865,7 +888,17 @@ impl<T: FormatTime> JsonFormat<T> {
                 flat_baggage,
             )?
         } else {
-            let mut keys = KeySet::<EVENT_KEYS>::with_bits(reserved, bits);
+            // A callsite whose keys cannot collide (checked once per thread)
+            // skips the per-member duplicate check, the bulk of a wide
+            // event's cost.
+            let plain = flat_baggage.is_none() && facts.plain_keys;
+            let mut keys = if plain && facts.clean_names {
+                KeySet::<EVENT_KEYS>::unchecked_clean()
+            } else if plain {
+                KeySet::<EVENT_KEYS>::unchecked()
+            } else {
+                KeySet::<EVENT_KEYS>::with_bits(reserved, bits)
+            };
             let mut fields = JsonFields::new(&mut *out, &mut keys, pass, opening, ",")
                 .with_message_key(&layout.message)
                 .with_exception_keys(Some(&layout.exception));
@@ -888,6 +921,124 @@ impl<T: FormatTime> JsonFormat<T> {
         }
         Ok(dropped)
     }
+}
+
+/// Slots of the per-thread memo of plain callsites (direct-mapped by the
+/// metadata's address).
+const PLAIN_SLOTS: usize = 64;
+
+thread_local! {
+    /// Per thread: (metadata address, layout id and placement, plain?) of
+    /// the callsites last seen in each slot. Per thread, so the hot path
+    /// shares no cache line with other threads and takes no lock.
+    static PLAIN_KEYS: [std::cell::Cell<(usize, u64, CallsiteFacts)>; PLAIN_SLOTS] =
+        const { [const { std::cell::Cell::new((0, 0, CallsiteFacts::NONE)) }; PLAIN_SLOTS] };
+}
+
+/// What is known of a callsite once and for all (for one layout).
+#[derive(Clone, Copy)]
+struct CallsiteFacts {
+    /// See [`keys_cannot_collide`].
+    plain_keys: bool,
+    /// The target needs no escaping.
+    clean_target: bool,
+    /// No field name needs escaping.
+    clean_names: bool,
+}
+
+impl CallsiteFacts {
+    /// Nothing known: every check is made.
+    const NONE: Self = Self {
+        plain_keys: false,
+        clean_target: false,
+        clean_names: false,
+    };
+}
+
+/// What is known of `meta`'s callsite under `layout`: whether every key an
+/// event of it can claim is free and unique (so the checked key set would
+/// answer "no rename" for each, and the check is skipped), and whether its
+/// target needs escaping. Decided once per callsite per thread.
+fn callsite_facts(
+    meta: &tracing_core::Metadata<'_>,
+    layout: &Layout,
+    nested: bool,
+) -> CallsiteFacts {
+    let address = std::ptr::from_ref(meta) as usize;
+    let key = layout.id << 1 | u64::from(nested);
+    let slot = (address >> 4) % PLAIN_SLOTS;
+    PLAIN_KEYS
+        .try_with(|memo| {
+            let (seen, seen_key, facts) = memo[slot].get();
+            if seen == address && seen_key == key {
+                return facts;
+            }
+            let reserved: &[Cow<'static, str>] = if nested { &[] } else { &layout.reserved };
+            let facts = CallsiteFacts {
+                plain_keys: keys_cannot_collide(meta.fields(), reserved, &layout.exception),
+                clean_target: !super::escape::may_need_escape(meta.target().as_bytes()),
+                clean_names: meta
+                    .fields()
+                    .iter()
+                    .all(|f| !super::escape::may_need_escape(f.name().as_bytes())),
+            };
+            memo[slot].set((address, key, facts));
+            facts
+        })
+        .unwrap_or(CallsiteFacts::NONE)
+}
+
+/// The keys a field set can claim: each field's name (one `message` is
+/// written under the message key instead), `<name>.chain` for an error's
+/// sources, and the exception keys. None may be reserved or appear twice.
+fn keys_cannot_collide(
+    fields: &tracing_core::field::FieldSet,
+    reserved: &[Cow<'static, str>],
+    exception: &ExceptionKeys,
+) -> bool {
+    use super::fields::CHAIN_SUFFIX;
+    let names = || fields.iter().map(|f| f.name());
+    if names().filter(|&n| n == "message").count() > 1 {
+        return false;
+    }
+    let names = || names().filter(|&n| n != "message");
+    let chained = |key: &str, name: &str| {
+        key.len() == name.len() + CHAIN_SUFFIX.len()
+            && key.starts_with(name)
+            && key.ends_with(CHAIN_SUFFIX)
+    };
+    let fixed = [
+        exception.type_key.as_deref(),
+        exception.message_key.as_deref(),
+    ];
+    let fixed = || fixed.iter().flatten().copied();
+    let is_reserved = |key: &str| reserved.iter().any(|r| r == key);
+    if let [Some(a), Some(b)] = [
+        exception.type_key.as_deref(),
+        exception.message_key.as_deref(),
+    ] {
+        if a == b {
+            return false;
+        }
+    }
+    if fixed().any(is_reserved) {
+        return false;
+    }
+    for (i, name) in names().enumerate() {
+        if is_reserved(name) || fixed().any(|key| key == name) {
+            return false;
+        }
+        // `<name>.chain` may not be reserved, an exception key or a name.
+        if reserved.iter().any(|r| chained(r, name)) || fixed().any(|k| chained(k, name)) {
+            return false;
+        }
+        for other in names().skip(i + 1) {
+            if other == name || chained(other, name) || chained(name, other) {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// Writes the timer's output escaped; short output (any sane timestamp) goes

@@ -36,8 +36,10 @@ struct Member {
 /// A span's name and fields as JSON object members, ready to splice.
 pub(crate) struct SpanFields {
     name: &'static str,
+    /// `name` needs no escaping (decided once, at creation).
+    clean_name: bool,
     /// `,"key":value` for each recorded field, in recording order.
-    members: String,
+    members: MemberText,
     /// Each member's key and byte range (leading comma included), so a field
     /// recorded again replaces its value.
     inline: [Member; INLINE_FIELDS],
@@ -50,8 +52,10 @@ impl SpanFields {
         let field_count = attrs.fields().len();
         let mut this = Self {
             name: attrs.metadata().name(),
-            // One allocation for typical fields: `,"key":"value"`.
-            members: String::with_capacity(field_count * 24),
+            clean_name: !super::escape::may_need_escape(attrs.metadata().name().as_bytes()),
+            // Typical fields fit inline: creating a span allocates nothing
+            // for them.
+            members: MemberText::default(),
             inline: [Member::default(); INLINE_FIELDS],
             len: 0,
             spill: Vec::new(),
@@ -60,7 +64,7 @@ impl SpanFields {
             // A new span has no members yet: one key set serves every field,
             // and most field sets need no checking at all.
             let mut keys = if plain_names(attrs.metadata().fields()) {
-                KeySet::<SPAN_KEYS>::unchecked()
+                KeySet::<SPAN_KEYS>::unchecked_clean()
             } else {
                 KeySet::<SPAN_KEYS>::new(RESERVED)
             };
@@ -83,9 +87,13 @@ impl SpanFields {
     /// Writes `"name":"…",…fields` (no braces).
     pub(crate) fn write_members<W: Write + ?Sized>(&self, out: &mut W) -> fmt::Result {
         out.write_str("\"name\":\"")?;
-        write_escaped(out, self.name)?;
+        if self.clean_name {
+            out.write_str(self.name)?;
+        } else {
+            write_escaped(out, self.name)?;
+        }
         out.write_str("\"")?;
-        out.write_str(&self.members)
+        out.write_str(self.members.as_str())
     }
 
     fn index(&self) -> impl Iterator<Item = &Member> {
@@ -108,7 +116,7 @@ impl SpanFields {
         let mut all: Vec<Member> = self.index().copied().collect();
         let removed = all.remove(at);
         let (start, end) = (removed.start as usize, removed.end as usize);
-        self.members.replace_range(start..end, "");
+        self.members.remove(start..end);
         let shift = removed.end - removed.start;
         for member in &mut all[at..] {
             member.start -= shift;
@@ -122,8 +130,106 @@ impl SpanFields {
     }
 }
 
+/// Bytes of rendered members kept inside the span's own data.
+const INLINE_TEXT: usize = 96;
+
+/// A span's rendered members: inline up to [`INLINE_TEXT`] bytes (typical
+/// span fields: `,"method":"GET","path":"/orders/42"`), so that creating a
+/// span allocates nothing for them; longer text moves to a `String`.
+///
+/// Only whole `&str`s are appended, and text is only cut at lengths read
+/// between appends (member boundaries), so the bytes are always UTF-8.
+pub(crate) enum MemberText {
+    Inline { bytes: [u8; INLINE_TEXT], len: u8 },
+    Heap(String),
+}
+
+impl Default for MemberText {
+    fn default() -> Self {
+        Self::Inline {
+            bytes: [0; INLINE_TEXT],
+            len: 0,
+        }
+    }
+}
+
+impl MemberText {
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Self::Inline { bytes, len } => {
+                let bytes = &bytes[..usize::from(*len)];
+                debug_assert!(std::str::from_utf8(bytes).is_ok());
+                // SAFETY: see the type's invariant: only whole `&str`s are
+                // appended and cuts fall between them, so `bytes` is UTF-8.
+                #[allow(unsafe_code)]
+                unsafe {
+                    std::str::from_utf8_unchecked(bytes)
+                }
+            }
+            Self::Heap(text) => text,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Inline { len, .. } => usize::from(*len),
+            Self::Heap(text) => text.len(),
+        }
+    }
+
+    /// Cuts the text back to `len` bytes (a length read earlier).
+    fn truncate(&mut self, new_len: usize) {
+        match self {
+            Self::Inline { len, .. } => *len = (*len).min(u8::try_from(new_len).unwrap_or(u8::MAX)),
+            Self::Heap(text) => text.truncate(new_len),
+        }
+    }
+
+    /// Removes one member's bytes (a range read earlier).
+    fn remove(&mut self, range: std::ops::Range<usize>) {
+        match self {
+            Self::Inline { bytes, len } => {
+                let end = usize::from(*len);
+                if range.start <= range.end && range.end <= end {
+                    bytes.copy_within(range.end..end, range.start);
+                    *len -= u8::try_from(range.end - range.start).unwrap_or(*len);
+                }
+            }
+            Self::Heap(text) => {
+                if range.start <= range.end && range.end <= text.len() {
+                    text.replace_range(range, "");
+                }
+            }
+        }
+    }
+}
+
+impl Write for MemberText {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        match self {
+            Self::Inline { bytes, len } => {
+                let at = usize::from(*len);
+                let end = at + s.len();
+                if end <= INLINE_TEXT {
+                    bytes[at..end].copy_from_slice(s.as_bytes());
+                    // `end` ≤ 96 fits a `u8`.
+                    *len = u8::try_from(end).unwrap_or(u8::MAX);
+                } else {
+                    let mut text = String::with_capacity(end.max(2 * INLINE_TEXT));
+                    text.push_str(self.as_str());
+                    text.push_str(s);
+                    *self = Self::Heap(text);
+                }
+                Ok(())
+            }
+            Self::Heap(text) => text.write_str(s),
+        }
+    }
+}
+
 /// Whether a field set's names can be written as they are: distinct, not
-/// `name`, and not looking like a renamed key or an error's chain key.
+/// `name`, not looking like a renamed key or an error's chain key, and with
+/// nothing to escape.
 fn plain_names(fields: &tracing_core::field::FieldSet) -> bool {
     let mut names = fields.iter().map(|f| f.name());
     let mut seen: [&str; SPAN_KEYS] = [""; SPAN_KEYS];
@@ -132,6 +238,7 @@ fn plain_names(fields: &tracing_core::field::FieldSet) -> bool {
             || name == "name"
             || name.starts_with(super::fields::RENAME_PREFIX)
             || name.ends_with(CHAIN_SUFFIX)
+            || super::escape::may_need_escape(name.as_bytes())
             || seen[..i].contains(&name)
         {
             return false;
@@ -153,7 +260,7 @@ impl Recorder<'_, '_> {
     fn member(
         &mut self,
         field: &Field,
-        record: impl FnOnce(&mut JsonFields<'_, '_, String, SPAN_KEYS>),
+        record: impl FnOnce(&mut JsonFields<'_, '_, MemberText, SPAN_KEYS>),
     ) {
         let mut rebuilt;
         let keys = if let Some(keys) = self.keys.as_deref_mut() {

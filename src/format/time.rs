@@ -27,34 +27,55 @@ thread_local! {
 
 impl FormatTime for Rfc3339Micros {
     fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default();
-        let seconds = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-        let cached = LAST_SECOND.try_with(|last| {
-            let (second, mut prefix) = last.get();
-            if second != seconds {
-                let mut text = String::with_capacity(27);
-                let at = time::OffsetDateTime::from_unix_timestamp(seconds)
-                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-                let _ = write_rfc3339_micros(&mut text, at);
-                prefix.copy_from_slice(&text.as_bytes()[..20]);
-                last.set((seconds, prefix));
-            }
-            prefix
-        });
-        let Ok(prefix) = cached else {
-            return write_rfc3339_micros(w, time::OffsetDateTime::now_utc());
-        };
-        let mut buf = [0u8; 27];
-        buf[..20].copy_from_slice(&prefix);
-        let mut micros = now.subsec_micros();
-        for digit in buf[20..26].iter_mut().rev() {
-            *digit = b'0' + (micros % 10) as u8;
-            micros /= 10;
+        write_now(w)
+    }
+}
+
+/// Writes the current time as `YYYY-MM-DDTHH:MM:SS.ffffffZ`: what
+/// [`Rfc3339Micros`] writes, callable without a `Writer` (the JSON format's
+/// path for its default timer: the text needs no escaping).
+pub(crate) fn write_now<W: fmt::Write + ?Sized>(out: &mut W) -> fmt::Result {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seconds = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    let cached = LAST_SECOND.try_with(|last| {
+        let (second, mut prefix) = last.get();
+        if second != seconds {
+            let mut text = String::with_capacity(27);
+            let at = time::OffsetDateTime::from_unix_timestamp(seconds)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            let _ = write_rfc3339_micros(&mut text, at);
+            prefix.copy_from_slice(&text.as_bytes()[..20]);
+            last.set((seconds, prefix));
         }
-        buf[26] = b'Z';
-        w.write_str(std::str::from_utf8(&buf).unwrap_or("1970-01-01T00:00:00.000000Z"))
+        prefix
+    });
+    let Ok(prefix) = cached else {
+        return write_rfc3339_micros(out, time::OffsetDateTime::now_utc());
+    };
+    let mut buf = [0u8; 27];
+    buf[..20].copy_from_slice(&prefix);
+    let mut micros = now.subsec_micros();
+    for digit in buf[20..26].iter_mut().rev() {
+        *digit = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
+    buf[26] = b'Z';
+    out.write_str(ascii(&buf))
+}
+
+/// `bytes` as text; they are ASCII digits and punctuation by construction.
+fn ascii(bytes: &[u8]) -> &str {
+    debug_assert!(bytes.is_ascii());
+    if !bytes.is_ascii() {
+        return "1970-01-01T00:00:00.000000Z";
+    }
+    // SAFETY: checked just above to be ASCII, which is UTF-8 (`is_ascii` is
+    // a word-at-a-time scan, far cheaper than `from_utf8`'s validation).
+    #[allow(unsafe_code)]
+    unsafe {
+        std::str::from_utf8_unchecked(bytes)
     }
 }
 
@@ -79,7 +100,7 @@ pub(crate) fn write_rfc3339_micros<W: fmt::Write + ?Sized>(
     put(14, 2, u32::from(at.minute()));
     put(17, 2, u32::from(at.second()));
     put(20, 6, at.microsecond());
-    out.write_str(std::str::from_utf8(&buf).unwrap_or("1970-01-01T00:00:00.000000Z"))
+    out.write_str(ascii(&buf))
 }
 
 #[cfg(test)]

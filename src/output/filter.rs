@@ -4,12 +4,13 @@
 //! [`FilterHandle`].
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::subscriber::Interest;
-use tracing_core::{Event, LevelFilter, Metadata, Subscriber};
+use tracing_core::{LevelFilter, Metadata, Subscriber};
 use tracing_subscriber::filter::{EnvFilter, ParseError, Targets};
 use tracing_subscriber::layer::{Context, Filter};
 
@@ -31,6 +32,13 @@ pub(crate) struct Directives {
 }
 
 impl Directives {
+    /// Whether the directives have span or field parts (`[request]=debug`),
+    /// the only ones for which `EnvFilter` tracks spans. `Targets` parses
+    /// exactly the directives without them.
+    fn dynamic(&self) -> bool {
+        self.targets.is_none()
+    }
+
     /// Enables nothing (when not even the defaults parse, which they do).
     pub(crate) fn nothing() -> Self {
         Self {
@@ -43,8 +51,15 @@ impl Directives {
 /// Directives that can be swapped while other threads read them. Readers
 /// pay one `arc-swap` load (no shared write, so threads logging at once do
 /// not contend), which a `RwLock` would not give.
+///
+/// `dynamic` mirrors [`Directives::dynamic`] so that span callbacks (new,
+/// enter, exit, close: four per span per filter) skip the load altogether
+/// when no directive has span or field parts, which is the common case: the
+/// `EnvFilter` would do nothing with them. A reload stores the directives
+/// first, then the flag; an `EnvFilter` told of a span it never saw created
+/// ignores it, so the order between the two is harmless.
 #[derive(Clone)]
-pub(crate) struct Swappable(Arc<ArcSwap<Directives>>);
+pub(crate) struct Swappable(Arc<ArcSwap<Directives>>, Arc<AtomicBool>);
 
 impl fmt::Debug for Swappable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -56,7 +71,13 @@ impl fmt::Debug for Swappable {
 
 impl Swappable {
     pub(crate) fn new(directives: Directives) -> Self {
-        Self(Arc::new(ArcSwap::from_pointee(directives)))
+        let dynamic = Arc::new(AtomicBool::new(directives.dynamic()));
+        Self(Arc::new(ArcSwap::from_pointee(directives)), dynamic)
+    }
+
+    /// The `EnvFilter`, when span callbacks matter to it.
+    fn tracking_spans(&self) -> Option<arc_swap::Guard<Arc<Directives>>> {
+        self.1.load(Ordering::Acquire).then(|| self.0.load())
     }
 
     /// Whether these directives enable `meta` (a span's own metadata, for
@@ -66,7 +87,9 @@ impl Swappable {
     }
 
     fn store(&self, directives: Directives) {
+        let dynamic = directives.dynamic();
         self.0.store(Arc::new(directives));
+        self.1.store(dynamic, Ordering::Release);
     }
 }
 
@@ -78,10 +101,15 @@ pub(crate) fn parse(directives: &str) -> Result<Directives, FilterError> {
             directives: directives.to_owned(),
             source,
         })?;
-    Ok(Directives {
-        env,
-        targets: directives.parse().ok(),
-    })
+    // `Targets` would take `[request]=debug` as a target named `[request]`
+    // and `foo[{bar}]` as a field-name set: only directives without `[`
+    // mean the same to both.
+    let targets = if directives.contains('[') {
+        None
+    } else {
+        directives.parse().ok()
+    };
+    Ok(Directives { env, targets })
 }
 
 /// Directives that did not parse.
@@ -140,9 +168,25 @@ impl SpanSet {
         })
     }
 
+    /// What a layer that ignores events says of an event callsite: the
+    /// outputs' interest, so that it never turns the callsite's combined
+    /// interest from `always` or `never` into `sometimes` (which would make
+    /// every event of it pay a filter pass).
+    fn events_interest<S: Subscriber>(&self, meta: &'static Metadata<'static>) -> Interest {
+        self.lines.iter().fold(Interest::never(), |sum, filter| {
+            either(
+                &sum,
+                &Filter::<S>::callsite_enabled(&filter.0.load().env, meta),
+            )
+        })
+    }
+
+    /// Runs a span callback on each filter that tracks spans.
     fn for_each(&self, f: impl Fn(&EnvFilter)) {
         for filter in self.all() {
-            f(&filter.0.load().env);
+            if let Some(directives) = filter.tracking_spans() {
+                f(&directives.env);
+            }
         }
     }
 }
@@ -159,7 +203,12 @@ fn either(a: &Interest, b: &Interest) -> Interest {
 }
 
 /// A per-layer filter deciding spans by a [`SpanSet`] and events by an
-/// output's line filter (`None`: no events, as for the correlation layer).
+/// output's line filter.
+///
+/// `events: None` is for layers that ignore events (the correlation layer,
+/// the OpenTelemetry layer behind [`IgnoreEvents`]): events pass, with the
+/// outputs' callsite interest, so an event the outputs always write is
+/// dispatched without any per-event filter pass.
 #[derive(Debug, Clone)]
 pub(crate) struct SplitFilter {
     spans: SpanSet,
@@ -167,6 +216,7 @@ pub(crate) struct SplitFilter {
 }
 
 impl SplitFilter {
+    /// For a layer that does nothing with events.
     pub(crate) fn spans_only(spans: SpanSet) -> Self {
         Self {
             spans,
@@ -187,9 +237,9 @@ impl<S: Subscriber> Filter<S> for SplitFilter {
         if meta.is_span() {
             self.spans.enabled(meta, cx)
         } else {
-            self.events
-                .as_ref()
-                .is_some_and(|events| Filter::<S>::enabled(&events.0.load().env, meta, cx))
+            self.events.as_ref().map_or(true, |events| {
+                Filter::<S>::enabled(&events.0.load().env, meta, cx)
+            })
         }
     }
 
@@ -197,16 +247,11 @@ impl<S: Subscriber> Filter<S> for SplitFilter {
         if meta.is_span() {
             self.spans.callsite_enabled::<S>(meta)
         } else {
-            self.events.as_ref().map_or_else(Interest::never, |events| {
-                Filter::<S>::callsite_enabled(&events.0.load().env, meta)
-            })
+            self.events.as_ref().map_or_else(
+                || self.spans.events_interest::<S>(meta),
+                |events| Filter::<S>::callsite_enabled(&events.0.load().env, meta),
+            )
         }
-    }
-
-    fn event_enabled(&self, event: &Event<'_>, cx: &Context<'_, S>) -> bool {
-        self.events
-            .as_ref()
-            .is_some_and(|events| Filter::<S>::event_enabled(&events.0.load().env, event, cx))
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
@@ -220,40 +265,40 @@ impl<S: Subscriber> Filter<S> for SplitFilter {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         self.spans
             .for_each(|f| Filter::<S>::on_new_span(f, attrs, id, ctx.clone()));
-        if let Some(events) = &self.events {
-            Filter::<S>::on_new_span(&events.0.load().env, attrs, id, ctx);
+        if let Some(directives) = self.events.as_ref().and_then(Swappable::tracking_spans) {
+            Filter::<S>::on_new_span(&directives.env, attrs, id, ctx);
         }
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         self.spans
             .for_each(|f| Filter::<S>::on_record(f, id, values, ctx.clone()));
-        if let Some(events) = &self.events {
-            Filter::<S>::on_record(&events.0.load().env, id, values, ctx);
+        if let Some(directives) = self.events.as_ref().and_then(Swappable::tracking_spans) {
+            Filter::<S>::on_record(&directives.env, id, values, ctx);
         }
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         self.spans
             .for_each(|f| Filter::<S>::on_enter(f, id, ctx.clone()));
-        if let Some(events) = &self.events {
-            Filter::<S>::on_enter(&events.0.load().env, id, ctx);
+        if let Some(directives) = self.events.as_ref().and_then(Swappable::tracking_spans) {
+            Filter::<S>::on_enter(&directives.env, id, ctx);
         }
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
         self.spans
             .for_each(|f| Filter::<S>::on_exit(f, id, ctx.clone()));
-        if let Some(events) = &self.events {
-            Filter::<S>::on_exit(&events.0.load().env, id, ctx);
+        if let Some(directives) = self.events.as_ref().and_then(Swappable::tracking_spans) {
+            Filter::<S>::on_exit(&directives.env, id, ctx);
         }
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         self.spans
             .for_each(|f| Filter::<S>::on_close(f, id.clone(), ctx.clone()));
-        if let Some(events) = &self.events {
-            Filter::<S>::on_close(&events.0.load().env, id, ctx);
+        if let Some(directives) = self.events.as_ref().and_then(Swappable::tracking_spans) {
+            Filter::<S>::on_close(&directives.env, id, ctx);
         }
     }
 }
@@ -376,5 +421,74 @@ fn rebuilt() {
     tracing_core::callsite::rebuild_interest_cache();
     if crate::LogBridge::is_installed() {
         crate::LogBridge::sync_max_level();
+    }
+}
+
+/// A layer whose events are not wanted: the OpenTelemetry layer when events
+/// are not recorded as span events. Forwards everything but `on_event`, so
+/// its filter can let events pass (see [`SplitFilter::spans_only`]) without
+/// the layer turning them into span events.
+pub(crate) struct IgnoreEvents<L>(pub(crate) L);
+
+impl<L, S> tracing_subscriber::Layer<S> for IgnoreEvents<L>
+where
+    L: tracing_subscriber::Layer<S>,
+    S: Subscriber,
+{
+    fn on_register_dispatch(&self, subscriber: &tracing_core::Dispatch) {
+        self.0.on_register_dispatch(subscriber);
+    }
+
+    fn on_layer(&mut self, subscriber: &mut S) {
+        self.0.on_layer(subscriber);
+    }
+
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        self.0.register_callsite(metadata)
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>, ctx: Context<'_, S>) -> bool {
+        self.0.enabled(metadata, ctx)
+    }
+
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        self.0.on_new_span(attrs, id, ctx);
+    }
+
+    fn on_record(&self, span: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        self.0.on_record(span, values, ctx);
+    }
+
+    fn on_follows_from(&self, span: &Id, follows: &Id, ctx: Context<'_, S>) {
+        self.0.on_follows_from(span, follows, ctx);
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        self.0.on_enter(id, ctx);
+    }
+
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        self.0.on_exit(id, ctx);
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        self.0.on_close(id, ctx);
+    }
+
+    fn on_id_change(&self, old: &Id, new: &Id, ctx: Context<'_, S>) {
+        self.0.on_id_change(old, new, ctx);
+    }
+
+    // SAFETY: forwards to the inner layer, whose pointers stay valid as long
+    // as this wrapper (which owns it) lives; asking for the wrapper's own
+    // type yields the wrapper itself.
+    #[allow(unsafe_code)]
+    unsafe fn downcast_raw(&self, id: std::any::TypeId) -> Option<*const ()> {
+        if id == std::any::TypeId::of::<Self>() {
+            Some(std::ptr::from_ref(self).cast())
+        } else {
+            // SAFETY: the inner layer upholds the same contract.
+            unsafe { self.0.downcast_raw(id) }
+        }
     }
 }
