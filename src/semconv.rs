@@ -1,7 +1,9 @@
 //! OpenTelemetry semantic-convention values shared by the HTTP integrations
 //! (tower middleware, reqwest).
 
-use http::{HeaderMap, Method, Uri};
+use http::Method;
+#[cfg(feature = "tower")]
+use http::{HeaderMap, Uri};
 
 /// The method as the semantic conventions want it: known methods by name,
 /// any other as `_OTHER` (the set of span names must stay bounded).
@@ -24,6 +26,7 @@ pub(crate) fn method_name(method: &Method) -> &'static str {
 /// User info becomes `REDACTED:REDACTED` and every query value `REDACTED`
 /// (names kept): the conventions ask for the first and for the values of
 /// known signature keys; any value may be a token, so all are hidden.
+#[cfg(feature = "tower")]
 pub(crate) fn redacted_full_url(uri: &Uri) -> Option<String> {
     let scheme = uri.scheme_str()?;
     let authority = uri.authority()?.as_str();
@@ -63,6 +66,7 @@ pub(crate) fn push_redacted_query(query: &str, out: &mut String) {
 }
 
 /// The scheme's default port, for `server.port` when none is written.
+#[cfg(feature = "tower")]
 pub(crate) fn default_port(scheme: Option<&str>) -> Option<u16> {
     match scheme {
         Some(scheme) if scheme.eq_ignore_ascii_case("http") => Some(80),
@@ -74,6 +78,7 @@ pub(crate) fn default_port(scheme: Option<&str>) -> Option<u16> {
 /// `server.address` and the port written with it, as the server saw them:
 /// the request target's authority (HTTP/2 `:authority`, absolute form), else
 /// the `Host` header.
+#[cfg(feature = "tower")]
 pub(crate) fn server_authority<'r>(
     uri: &'r Uri,
     headers: &'r HeaderMap,
@@ -102,6 +107,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "tower")]
     fn full_url_hides_user_info_and_query_values() {
         let uri: Uri = "https://alice:s3cret@api.example:8443/v1/items?token=abc&page=2&flag"
             .parse()
@@ -120,6 +126,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "tower")]
     fn server_authority_from_the_target_or_the_host_header() {
         let mut headers = HeaderMap::new();
         headers.insert(http::header::HOST, "shop.example:8080".parse().unwrap());
