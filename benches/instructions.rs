@@ -191,6 +191,33 @@ fn ours_span_list() -> Dispatch {
     dispatch
 }
 
+/// The builder at `filter`, keeping what it does not write until the
+/// request fails (bounds large enough that no line of the run is dropped).
+fn ours_buffered(filter: &str) -> (Dispatch, tracing_correlation::LoggingGuard) {
+    tracing_correlation::builder()
+        .writer(std::io::sink)
+        .filter(filter)
+        .buffer_until_error(
+            tracing_correlation::BufferConfig::new(tracing::Level::DEBUG)
+                .per_trace_bytes(8 << 20)
+                .total_bytes(64 << 20),
+        )
+        .build()
+        .expect("valid")
+}
+
+/// The builder at `filter` with per-request verbosity from baggage.
+fn ours_raisable(filter: &str) -> Dispatch {
+    let (dispatch, guard) = tracing_correlation::builder()
+        .writer(std::io::sink)
+        .filter(filter)
+        .verbosity_from_baggage(tracing_correlation::VerbosityConfig::new("log.level"))
+        .build()
+        .expect("valid");
+    std::mem::forget(guard);
+    dispatch
+}
+
 /// Ids from the OpenTelemetry SDK: a batch processor with an in-memory
 /// exporter, as in production but without a network.
 fn ours_sdk() -> Dispatch {
@@ -272,6 +299,19 @@ fn in_one_span(dispatch: &Dispatch, iterations: u64, op: impl Fn()) {
     });
 }
 
+/// Runs `op` in three spans of a request that is not raised, while another
+/// request of the process is raised (so raisable callsites are `sometimes`).
+fn beside_a_raised_request(dispatch: &Dispatch, iterations: u64, op: impl Fn()) {
+    use tracing_correlation::opentelemetry::baggage::BaggageExt as _;
+    use tracing_correlation::opentelemetry::{Context, KeyValue};
+    let raised = tracing::dispatcher::with_default(dispatch, || {
+        let _marked = Context::current_with_baggage([KeyValue::new("log.level", "debug")]).attach();
+        tracing::info_span!("raised request")
+    });
+    in_three_spans(dispatch, iterations, op);
+    tracing::dispatcher::with_default(dispatch, || drop(raised));
+}
+
 type Case = (&'static str, fn(u64));
 
 /// Cases in groups: the first case of each group is the reference the
@@ -345,6 +385,41 @@ const CASES: &[Case] = &[
     ("ours_warn_disabled_info", |n| {
         in_three_spans(&ours("warn"), n, disabled_info);
     }),
+    // Error-triggered buffering: a DEBUG line written vs the same line kept
+    // in the request's buffer (with `INSTRUCTIONS_STATS` set, the buffered
+    // case prints the bytes it holds per line on stderr).
+    ("ours_debug_written", |n| {
+        in_three_spans(&ours("debug"), n, buffered_debug);
+    }),
+    ("ours_debug_buffered", |n| {
+        let (dispatch, guard) = ours_buffered("info");
+        in_three_spans(&dispatch, n, buffered_debug);
+        if std::env::var_os("INSTRUCTIONS_STATS").is_some() {
+            let stats = guard.buffer_stats(0).expect("buffered output");
+            // The request closed: its lines were discarded, its vector
+            // pooled (or freed); the high-water mark is what it held.
+            eprintln!(
+                "buffered lines {} most bytes held {} ({} per line, vector slack included)",
+                stats.buffered,
+                stats.max_held_bytes,
+                stats.max_held_bytes / stats.buffered.max(1)
+            );
+        }
+        std::mem::forget(guard);
+    }),
+    // Per-request verbosity: a DEBUG line at `warn` in a request that is
+    // not raised, with no raised request open (compare with
+    // ours_warn_disabled_debug), and while another one is.
+    ("ours_raisable_warn_disabled_debug", |n| {
+        in_three_spans(&ours_raisable("warn"), n, disabled_debug);
+    }),
+    // What configuring the raise costs a written line (none open).
+    ("ours_raisable_event", |n| {
+        in_three_spans(&ours_raisable("info"), n, event);
+    }),
+    ("ours_raisable_warn_debug_beside_a_raised_request", |n| {
+        beside_a_raised_request(&ours_raisable("warn"), n, disabled_debug);
+    }),
 ];
 
 fn find(name: &str) -> fn(u64) {
@@ -352,6 +427,15 @@ fn find(name: &str) -> fn(u64) {
         || panic!("no case {name}; `list` names them"),
         |(_, run)| *run,
     )
+}
+
+/// The DEBUG line of the buffering cases: the fields of `event`.
+fn buffered_debug() {
+    tracing::debug!(
+        user_id = black_box(42),
+        path = "/api/items",
+        "request handled"
+    );
 }
 
 fn main() {

@@ -9,12 +9,17 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{Layer, Registry};
 
+use std::sync::Arc;
+
 use crate::export_health::NotSdkInternal;
+use crate::output::buffer::{BufferHook, TraceBuffers};
 use crate::output::filter::{
-    self, Directives, FilterError, FilterHandle, IgnoreEvents, LogRecordGate, SpanSet, SplitFilter,
-    Swappable, DEFAULT_SPANS, SPANS_ENV,
+    self, Directives, ExtraEvents, FilterError, FilterHandle, IgnoreEvents, LogRecordGate, SpanSet,
+    SplitFilter, Swappable, DEFAULT_SPANS, SPANS_ENV,
 };
 use crate::output::layer::OutputLayer;
+use crate::output::verbosity::{RaiseGate, Verbosity, VerbosityLayer};
+use crate::output::{BufferConfig, BufferStats, VerbosityConfig, VerbosityStats};
 use crate::output::{Output, OutputFormat, SpanLines};
 use crate::sink::{DropReport, LineSink, OutputReport, WriteMode};
 use crate::{CorrelationLayer, JsonFormat, PrettyFormat};
@@ -113,6 +118,7 @@ pub struct Builder {
     otel_span_details: crate::SpanDetails,
     shutdown_timeout: Duration,
     log_bridge: bool,
+    verbosity: Option<VerbosityConfig>,
 }
 
 pub(crate) type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync + 'static>;
@@ -156,6 +162,7 @@ impl Builder {
             otel_span_details: crate::SpanDetails::NONE,
             shutdown_timeout: Duration::from_secs(5),
             log_bridge: true,
+            verbosity: None,
         }
     }
 
@@ -310,6 +317,53 @@ impl Builder {
     /// ```
     pub fn filter(mut self, directives: impl Into<String>) -> Self {
         self.first = self.first.filter(directives);
+        self
+    }
+
+    /// Keeps each request's lines that the first output's filter does not
+    /// write (DEBUG lines, with `BufferConfig::new(Level::DEBUG)`) in a
+    /// bounded per-trace buffer, and writes them only if the request fails:
+    /// see [`BufferConfig`] (and [`Output::buffer_until_error`] for other
+    /// outputs).
+    ///
+    /// ```
+    /// use tracing::Level;
+    /// use tracing_correlation::BufferConfig;
+    ///
+    /// let (dispatch, guard) = tracing_correlation::builder()
+    ///     .writer(std::io::sink)
+    ///     .filter("info")
+    ///     .buffer_until_error(BufferConfig::new(Level::DEBUG))
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// tracing::dispatcher::with_default(&dispatch, || {
+    ///     let _request = tracing::info_span!("request").entered();
+    ///     tracing::debug!("kept until the request fails or ends");
+    /// });
+    /// assert_eq!(guard.buffer_stats(0).expect("buffered output").discarded, 1);
+    /// ```
+    pub fn buffer_until_error(mut self, config: BufferConfig) -> Self {
+        self.first = self.first.buffer_until_error(config);
+        self
+    }
+
+    /// Writes the lines of requests marked by a trusted caller's baggage
+    /// at the level the mark asks for, within a floor and a rate limit:
+    /// see [`VerbosityConfig`] for what it costs and who can raise.
+    ///
+    /// ```
+    /// use tracing::Level;
+    /// use tracing_correlation::VerbosityConfig;
+    ///
+    /// let (dispatch, _guard) = tracing_correlation::builder()
+    ///     .writer(std::io::sink)
+    ///     .verbosity_from_baggage(VerbosityConfig::new("log.level").floor(Level::DEBUG))
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// # drop(dispatch);
+    /// ```
+    pub fn verbosity_from_baggage(mut self, config: VerbosityConfig) -> Self {
+        self.verbosity = Some(config);
         self
     }
 
@@ -641,6 +695,7 @@ impl Builder {
     ///     .expect("valid filter");
     /// tracing::dispatcher::with_default(&dispatch, || tracing::debug!("scoped"));
     /// ```
+    #[allow(clippy::too_many_lines)] // the stack, assembled in order in one place
     pub fn build(mut self) -> Result<(tracing::Dispatch, LoggingGuard), InitError> {
         let env_lines = non_empty_env("RUST_LOG");
         let spans = Swappable::new(match self.span_filter.take() {
@@ -680,27 +735,83 @@ impl Builder {
         } else {
             CorrelationLayer::new()
         };
+        // The layers that act on spans only decide spans by the same span
+        // set as every output: the correlation layer (and the OpenTelemetry
+        // layer, ignoring events) go under the first output's filter as one
+        // layer, so each span callback pays one per-layer filter check
+        // instead of one per layer. With span events on, the OpenTelemetry
+        // layer keeps a filter of its own: the first output's filter may
+        // also let through events captured for its error buffer.
         let mut span_layers: Option<BoxedLayer> = Some(match &tracer_provider {
             Some(provider) => {
                 let otel = crate::otel_layer::span_layer(provider, self.otel_span_details);
-                let otel = if self.otel_span_events {
-                    otel.boxed()
+                if self.otel_span_events {
+                    layers.push(
+                        otel.with_filter(SplitFilter::new(
+                            span_set.clone(),
+                            line_filters[0].clone(),
+                        ))
+                        .boxed(),
+                    );
+                    correlation.boxed()
                 } else {
-                    IgnoreEvents(otel).boxed()
-                };
-                otel.and_then(correlation).boxed()
+                    IgnoreEvents(otel).and_then(correlation).boxed()
+                }
             }
             None => correlation.boxed(),
         });
-        let mut gate = Some(LogRecordGate::new(
-            line_filters.clone(),
-            !self.layers.is_empty() || self.otel_span_events,
-        ));
+        let raise = self.verbosity.take().map(|c| Arc::new(Verbosity::new(c)));
+        if let Some(raise) = &raise {
+            // After the correlation layer (it reads the span's ids), under
+            // the same filter: it decides spans alike and ignores events.
+            span_layers = span_layers.map(|span_layers| {
+                span_layers
+                    .and_then(VerbosityLayer::new(raise.clone()))
+                    .boxed()
+            });
+        }
+        let mut captures = Vec::with_capacity(outputs.len());
+        for output in &outputs {
+            captures.push(match &output.buffer {
+                Some(config) => Some((
+                    Swappable::new(filter::parse(&config.capture)?),
+                    Arc::new(TraceBuffers::new(config)),
+                )),
+                None => None,
+            });
+        }
+        let mut gate = Some(
+            LogRecordGate::new(
+                line_filters
+                    .iter()
+                    .cloned()
+                    .chain(captures.iter().flatten().map(|(c, _)| c.clone()))
+                    .collect(),
+                !self.layers.is_empty() || self.otel_span_events,
+            )
+            .with_raise(raise.clone()),
+        );
+        let gate_filters: Vec<Swappable> = line_filters
+            .iter()
+            .cloned()
+            .chain(captures.iter().flatten().map(|(c, _)| c.clone()))
+            .collect();
+        let buffers: Vec<Option<Arc<TraceBuffers>>> = captures
+            .iter()
+            .map(|c| c.as_ref().map(|(_, b)| b.clone()))
+            .collect();
         let mut sinks = Vec::with_capacity(outputs.len());
-        for (output, lines) in outputs.into_iter().zip(&line_filters) {
+        for ((output, lines), capture) in outputs.into_iter().zip(&line_filters).zip(captures) {
             let format = output.format.unwrap_or(env_format);
             let mode = output.write_mode();
-            let filter = SplitFilter::new(span_set.clone(), lines.clone());
+            let hook = capture
+                .as_ref()
+                .map(|(_, b)| BufferHook::new(b.clone(), lines.clone(), raise.clone()));
+            let filter =
+                SplitFilter::new(span_set.clone(), lines.clone()).with_extra(ExtraEvents {
+                    capture: capture.map(|(c, _)| c),
+                    raise: raise.clone(),
+                });
             let report = match format {
                 OutputFormat::Json => DropReport::Json,
                 OutputFormat::Pretty => DropReport::Text,
@@ -716,10 +827,12 @@ impl Builder {
                         .with_default_static_fields(static_defaults.clone());
                     OutputLayer::new(json, sink, gate.take())
                         .with_span_lines(span_lines, lines.clone())
+                        .with_buffer(hook)
                         .boxed()
                 }
                 OutputFormat::Pretty => OutputLayer::new(PrettyFormat::new(), sink, gate.take())
                     .with_span_lines(span_lines, lines.clone())
+                    .with_buffer(hook)
                     .boxed(),
             };
             let layer = match span_layers.take() {
@@ -744,15 +857,25 @@ impl Builder {
         layers.append(&mut self.layers);
 
         let subscriber = tracing_subscriber::registry().with(layers);
+        // With a raise, a gate in front refuses cheaply the events only a
+        // raise could enable on threads in no raised span.
+        let dispatch = match &raise {
+            Some(raise) => {
+                tracing::Dispatch::new(RaiseGate::new(subscriber, raise.clone(), gate_filters))
+            }
+            None => tracing::Dispatch::new(subscriber),
+        };
         let guard = LoggingGuard {
             provider: tracer_provider,
             sinks,
             filters: FilterHandle::new(spans, line_filters),
             shutdown_timeout: self.shutdown_timeout,
+            buffers,
+            verbosity: raise,
             health,
             logger_provider,
         };
-        Ok((tracing::Dispatch::new(subscriber), guard))
+        Ok((dispatch, guard))
     }
 
     /// What a test capture wants where the caller chose nothing: every
@@ -952,6 +1075,9 @@ pub struct LoggingGuard {
     sinks: Vec<LineSink>,
     filters: FilterHandle,
     shutdown_timeout: Duration,
+    /// Each output's error buffer, if it has one.
+    buffers: Vec<Option<Arc<TraceBuffers>>>,
+    verbosity: Option<Arc<Verbosity>>,
     health: crate::export_health::HealthCounters,
     #[cfg(feature = "otlp")]
     logger_provider: Option<opentelemetry_sdk::logs::SdkLoggerProvider>,
@@ -1083,8 +1209,46 @@ impl LoggingGuard {
         self.shutdown_all()
     }
 
+    /// What output `index`'s error buffer did so far (`None` when that
+    /// output has none): see [`Builder::buffer_until_error`].
+    ///
+    /// ```
+    /// let (dispatch, guard) = tracing_correlation::builder()
+    ///     .writer(std::io::sink)
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// assert!(guard.buffer_stats(0).is_none(), "no buffer configured");
+    /// # drop(dispatch);
+    /// ```
+    #[must_use]
+    pub fn buffer_stats(&self, index: usize) -> Option<BufferStats> {
+        self.buffers.get(index)?.as_ref().map(|b| b.stats())
+    }
+
+    /// What the per-request raise did so far (`None` without
+    /// [`Builder::verbosity_from_baggage`]).
+    ///
+    /// ```
+    /// let (dispatch, guard) = tracing_correlation::builder()
+    ///     .writer(std::io::sink)
+    ///     .verbosity_from_baggage(tracing_correlation::VerbosityConfig::new("log.level"))
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// assert_eq!(guard.verbosity_stats().expect("configured").raised, 0);
+    /// # drop(dispatch);
+    /// ```
+    #[must_use]
+    pub fn verbosity_stats(&self) -> Option<VerbosityStats> {
+        self.verbosity.as_ref().map(|v| v.stats())
+    }
+
     fn shutdown_all(&mut self) -> ShutdownReport {
         let deadline = Instant::now() + self.shutdown_timeout;
+        // Failed traces' buffers were written when they failed; the rest
+        // belong to requests that have not failed, and go.
+        for buffer in self.buffers.iter().flatten() {
+            buffer.shutdown();
+        }
         if let Some(provider) = self.provider.take() {
             shutdown_provider(&provider, self.shutdown_timeout);
         }

@@ -80,7 +80,10 @@ pub use otlp::{
     OtlpCompression, OtlpError, OtlpLogs, OtlpProtocol, SamplerConfig,
 };
 pub use output::filter::{FilterError, FilterHandle, SPANS_ENV};
-pub use output::{Output, OutputFormat, SpanLines, DEFAULT_CAPACITY};
+pub use output::{
+    BufferConfig, BufferStats, Output, OutputFormat, SpanLines, VerbosityConfig, VerbosityStats,
+    DEFAULT_CAPACITY, DEFAULT_MAX_RAISED_PER_MINUTE, DEFAULT_PER_TRACE_BYTES, DEFAULT_TOTAL_BYTES,
+};
 pub use propagation::{
     context_from_env, context_from_env_with, extract_context, extract_context_with,
     format_traceparent, inject_context, inject_context_with, inject_current_context,

@@ -229,3 +229,83 @@ fn names_that_need_escaping_are_escaped_on_every_line() {
         );
     }
 }
+
+/// The span list is exact on every line: after an ancestor records a field,
+/// after a span closes and another takes its place (registry ids are
+/// reused), and across threads.
+#[test]
+fn the_span_list_follows_records_closes_and_threads() {
+    let out = support::Captured::default();
+    let (dispatch, _guard) = tracing_correlation::builder()
+        .writer(out.clone())
+        .json(JsonFormat::new().without_time().with_span_list(true))
+        .filter("info")
+        .build()
+        .expect("valid");
+    tracing::dispatcher::with_default(&dispatch, || {
+        let request = tracing::info_span!("request", path = Empty);
+        let _request = request.enter();
+        {
+            let _db = tracing::info_span!("db", table = "a").entered();
+            tracing::info!("one");
+            tracing::info!("one again");
+            request.record("path", "/x");
+            tracing::info!("two");
+        }
+        let cache = tracing::info_span!("cache", key = 1);
+        let _cache = cache.enter();
+        tracing::info!("three");
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    let _job = tracing::info_span!(parent: &cache, "job").entered();
+                    tracing::info!("four");
+                });
+            });
+        });
+        request.record("path", "/y");
+        tracing::info!("five");
+    });
+    let spans: Vec<(String, serde_json::Value)> = out
+        .lines()
+        .into_iter()
+        .map(|line| {
+            (
+                line["message"].as_str().unwrap().to_owned(),
+                line["spans"].clone(),
+            )
+        })
+        .collect();
+    let request = |path: Option<&str>| match path {
+        Some(path) => json!({"name": "request", "path": path}),
+        None => json!({"name": "request"}),
+    };
+    let expected = [
+        ("one", json!([request(None), {"name": "db", "table": "a"}])),
+        (
+            "one again",
+            json!([request(None), {"name": "db", "table": "a"}]),
+        ),
+        (
+            "two",
+            json!([request(Some("/x")), {"name": "db", "table": "a"}]),
+        ),
+        (
+            "three",
+            json!([request(Some("/x")), {"name": "cache", "key": 1}]),
+        ),
+        (
+            "four",
+            json!([request(Some("/x")), {"name": "cache", "key": 1}, {"name": "job"}]),
+        ),
+        (
+            "five",
+            json!([request(Some("/y")), {"name": "cache", "key": 1}]),
+        ),
+    ];
+    let expected: Vec<(String, serde_json::Value)> = expected
+        .into_iter()
+        .map(|(message, list)| (message.to_owned(), list))
+        .collect();
+    assert_eq!(spans, expected);
+}

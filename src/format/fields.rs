@@ -379,8 +379,12 @@ impl<'a, 'k, W: Write + ?Sized, const N: usize> JsonFields<'a, 'k, W, N> {
         self.wrote_any = true;
         self.result = if self.keys.clean_names && depth == 0 && suffix.is_empty() {
             let out = &mut *self.out;
-            out.write_str(lead)
-                .and_then(|()| out.write_str("\""))
+            let opened = if lead == "," {
+                out.write_str(",\"")
+            } else {
+                out.write_str(lead).and_then(|()| out.write_str("\""))
+            };
+            opened
                 .and_then(|()| out.write_str(name))
                 .and_then(|()| out.write_str("\":"))
         } else {

@@ -694,7 +694,7 @@ impl<T: FormatTime> JsonFormat<T> {
         }
         out.write_str(&layout.levels[Profile::level_index(*meta.level())])?;
         match (ids, config.missing) {
-            (Some(ids), _) => layout.trace.write(out, Some(&ids))?,
+            (Some(ids), _) => write_ids(out, layout, &ids)?,
             (None, MissingIds::Zeros) => layout.trace.write(out, None)?,
             (None, MissingIds::Omit) => {}
         }
@@ -738,11 +738,7 @@ impl<T: FormatTime> JsonFormat<T> {
             }
             if config.span_list {
                 out.write_str(",\"spans\":[")?;
-                for (i, span) in span.scope().from_root().enumerate() {
-                    out.write_str(if i == 0 { "{" } else { ",{" })?;
-                    write_span_members(out, &span)?;
-                    out.write_str("}")?;
-                }
+                write_span_list(out, span, layout.id)?;
                 out.write_str("]")?;
             }
         }
@@ -891,24 +887,34 @@ impl<T: FormatTime> JsonFormat<T> {
             // A callsite whose keys cannot collide (checked once per thread)
             // skips the per-member duplicate check, the bulk of a wide
             // event's cost.
-            let plain = flat_baggage.is_none() && facts.plain_keys;
-            let mut keys = if plain && facts.clean_names {
-                KeySet::<EVENT_KEYS>::unchecked_clean()
-            } else if plain {
-                KeySet::<EVENT_KEYS>::unchecked()
+            if flat_baggage.is_none() && facts.plain_keys {
+                // No key to remember: an empty key set (building the
+                // 16-slot one costs more than this whole branch).
+                let mut keys = if facts.clean_names {
+                    KeySet::<0>::unchecked_clean()
+                } else {
+                    KeySet::<0>::unchecked()
+                };
+                let mut fields = JsonFields::new(&mut *out, &mut keys, pass, opening, ",")
+                    .with_message_key(&layout.message)
+                    .with_exception_keys(Some(&layout.exception));
+                event.record(&mut fields);
+                let wrote_any = fields.wrote_any();
+                fields.result?;
+                (wrote_any, 0)
             } else {
-                KeySet::<EVENT_KEYS>::with_bits(reserved, bits)
-            };
-            let mut fields = JsonFields::new(&mut *out, &mut keys, pass, opening, ",")
-                .with_message_key(&layout.message)
-                .with_exception_keys(Some(&layout.exception));
-            event.record(&mut fields);
-            let wrote_any = fields.wrote_any();
-            fields.result?;
-            if let Some(baggage) = flat_baggage {
-                baggage.write(out, &mut keys)?;
+                let mut keys = KeySet::<EVENT_KEYS>::with_bits(reserved, bits);
+                let mut fields = JsonFields::new(&mut *out, &mut keys, pass, opening, ",")
+                    .with_message_key(&layout.message)
+                    .with_exception_keys(Some(&layout.exception));
+                event.record(&mut fields);
+                let wrote_any = fields.wrote_any();
+                fields.result?;
+                if let Some(baggage) = flat_baggage {
+                    baggage.write(out, &mut keys)?;
+                }
+                (wrote_any, keys.dropped())
             }
-            (wrote_any, keys.dropped())
         };
         if wrote_any && config.placement == FieldPlacement::Nested {
             out.write_str("}")?;
@@ -920,6 +926,41 @@ impl<T: FormatTime> JsonFormat<T> {
             dropped = dropped.saturating_add(top_level.dropped());
         }
         Ok(dropped)
+    }
+}
+
+thread_local! {
+    /// The ids members this thread wrote last (`"trace_id":"…",…` with the
+    /// layout's keys), keyed by layout id and the ids: consecutive lines of
+    /// one span copy them whole.
+    static LAST_IDS: RefCell<(u64, u128, u64, u8, String)> =
+        const { RefCell::new((0, 0, 0, 0, String::new())) };
+}
+
+/// Writes the trace members for `ids` under `layout`'s keys.
+fn write_ids<W: Write + ?Sized>(out: &mut W, layout: &Layout, ids: &TraceIds) -> fmt::Result {
+    let key = (
+        layout.id,
+        u128::from_be_bytes(ids.trace_id().to_bytes()),
+        u64::from_be_bytes(ids.span_id().to_bytes()),
+        ids.trace_flags().to_u8(),
+    );
+    let cached = LAST_IDS.try_with(|last| {
+        let mut last = last.try_borrow_mut().ok()?;
+        let (id, trace, span, flags, text) = &mut *last;
+        if (*id, *trace, *span, *flags) != key {
+            text.clear();
+            if layout.trace.write(text, Some(ids)).is_err() {
+                *id = 0;
+                return None;
+            }
+            (*id, *trace, *span, *flags) = key;
+        }
+        Some(out.write_str(text))
+    });
+    match cached {
+        Ok(Some(written)) => written,
+        _ => layout.trace.write(out, Some(ids)),
     }
 }
 
@@ -1089,6 +1130,78 @@ impl Write for StackText {
         self.len = end;
         Ok(())
     }
+}
+
+thread_local! {
+    /// The span list this thread rendered last: the format's layout (one
+    /// format's layer may see other spans than another's), the span's
+    /// registry id and its own span id (registry ids are reused after a span
+    /// closes; span ids are random), the span-field generation it was
+    /// rendered at, and the text. Consecutive lines of one span (the common case) copy it
+    /// instead of walking the scope, which costs a registry lookup and an
+    /// extensions lock per ancestor.
+    static LAST_SPAN_LIST: RefCell<(SpanListKey, String)> =
+        const { RefCell::new(((0, 0, 0, 0), String::new())) };
+}
+
+/// Layout id, registry id, span id, span-field generation.
+type SpanListKey = (u64, u64, u64, u64);
+
+/// Writes `{…},{…}`: every span of `span`'s scope, root first.
+fn write_span_list<'a, R: LookupSpan<'a>, W: Write + ?Sized>(
+    out: &mut W,
+    span: &SpanRef<'a, R>,
+    layout: u64,
+) -> fmt::Result {
+    let own = with_span_data(span, |data| data.ids().map(|ids| ids.span_id()))
+        .flatten()
+        .map(|id| u64::from_be_bytes(id.to_bytes()));
+    let Some(own) = own else {
+        return render_span_list(out, span);
+    };
+    let key = (
+        layout,
+        span.id().into_u64(),
+        own,
+        crate::format::span_fields::generation(),
+    );
+    let cached = LAST_SPAN_LIST.try_with(|last| {
+        let Ok(mut last) = last.try_borrow_mut() else {
+            return None;
+        };
+        let (seen, text) = &mut *last;
+        if *seen != key {
+            text.clear();
+            if render_span_list(text, span).is_err() {
+                *seen = (0, 0, 0, 0);
+                return None;
+            }
+            *seen = key;
+        }
+        let written = out.write_str(text);
+        if text.capacity() > MAX_KEPT_LINE_CAPACITY {
+            *text = String::new();
+            *seen = (0, 0, 0, 0);
+        }
+        Some(written)
+    });
+    match cached {
+        Ok(Some(written)) => written,
+        _ => render_span_list(out, span),
+    }
+}
+
+/// Walks `span`'s scope, root first, writing each span's object.
+fn render_span_list<'a, R: LookupSpan<'a>, W: Write + ?Sized>(
+    out: &mut W,
+    span: &SpanRef<'a, R>,
+) -> fmt::Result {
+    for (i, span) in span.scope().from_root().enumerate() {
+        out.write_str(if i == 0 { "{" } else { ",{" })?;
+        write_span_members(out, &span)?;
+        out.write_str("}")?;
+    }
+    Ok(())
 }
 
 /// Writes a span's `"name":…` and fields (no braces).

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt::{self, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Record};
@@ -82,6 +83,10 @@ impl SpanFields {
             fields: self,
             keys: None,
         });
+        // After the change, while the caller still holds the span's write
+        // lock: a span list rendered from the old fields carries an older
+        // generation and is rendered again.
+        GENERATION.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Writes `"name":"…",…fields` (no braces).
@@ -128,6 +133,15 @@ impl SpanFields {
             self.push(member);
         }
     }
+}
+
+/// Counts changes to any span's fields (see [`generation`]).
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Changes whenever some span's fields change after its creation, so text
+/// rendered from span fields can be cached until then (the span list).
+pub(crate) fn generation() -> u64 {
+    GENERATION.load(Ordering::Acquire)
 }
 
 /// Bytes of rendered members kept inside the span's own data.

@@ -56,14 +56,30 @@ pub(crate) fn write_now<W: fmt::Write + ?Sized>(out: &mut W) -> fmt::Result {
     };
     let mut buf = [0u8; 27];
     buf[..20].copy_from_slice(&prefix);
-    let mut micros = now.subsec_micros();
-    for digit in buf[20..26].iter_mut().rev() {
-        *digit = b'0' + (micros % 10) as u8;
-        micros /= 10;
+    let micros = now.subsec_micros();
+    // Two digits per lookup: `micros` < 1,000,000 gives three pairs.
+    for (at, pair) in [
+        (20, micros / 10_000),
+        (22, micros / 100 % 100),
+        (24, micros % 100),
+    ] {
+        let pair = usize::try_from(pair % 100).unwrap_or(0);
+        buf[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair]);
     }
     buf[26] = b'Z';
     out.write_str(ascii(&buf))
 }
+
+/// `00` to `99`.
+static DIGIT_PAIRS: [[u8; 2]; 100] = {
+    let mut table = [[0u8; 2]; 100];
+    let mut n = 0;
+    while n < 100 {
+        table[n] = [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8];
+        n += 1;
+    }
+    table
+};
 
 /// `bytes` as text; they are ASCII digits and punctuation by construction.
 fn ascii(bytes: &[u8]) -> &str {

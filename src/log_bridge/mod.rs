@@ -28,7 +28,7 @@ mod staged;
 pub use decorator::CorrelatedLogger;
 pub use forward::LogBridge;
 
-pub(crate) use callsite::is_forwarded;
+pub(crate) use callsite::{identifier, is_forwarded, FIELD_NAMES};
 pub(crate) use staged::{
     location_key_reserved, record_target, write_json_fields, write_message,
     write_pretty_key_values, SkipLogTarget,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::subscriber::Interest;
-use tracing_core::{LevelFilter, Metadata, Subscriber};
+use tracing_core::{Event, LevelFilter, Metadata, Subscriber};
 use tracing_subscriber::filter::{EnvFilter, ParseError, Targets};
 use tracing_subscriber::layer::{Context, Filter};
 
@@ -84,6 +84,47 @@ impl Swappable {
     /// its lifecycle lines).
     pub(crate) fn enables<S: Subscriber>(&self, meta: &Metadata<'_>, cx: &Context<'_, S>) -> bool {
         Filter::<S>::enabled(&self.0.load().env, meta, cx)
+    }
+
+    /// Whether these directives enable `event` (for an event forwarded from
+    /// `log`, with its record's own target, as the bridge asked them).
+    pub(crate) fn enables_event<S: Subscriber>(
+        &self,
+        event: &Event<'_>,
+        cx: &Context<'_, S>,
+    ) -> bool {
+        let meta = event.metadata();
+        let env = &self.0.load().env;
+        if crate::log_bridge::is_forwarded(meta) {
+            let level = *meta.level();
+            let decided = crate::log_bridge::record_target(event, |target| {
+                let record = Metadata::new(
+                    "log record",
+                    target,
+                    level,
+                    None,
+                    None,
+                    None,
+                    tracing_core::field::FieldSet::new(
+                        crate::log_bridge::FIELD_NAMES,
+                        crate::log_bridge::identifier(level),
+                    ),
+                    tracing_core::metadata::Kind::EVENT,
+                );
+                Filter::<S>::enabled(env, &record, cx)
+            });
+            if let Some(enabled) = decided {
+                return enabled;
+            }
+        }
+        Filter::<S>::enabled(env, meta, cx)
+    }
+
+    /// The most verbose level these directives may enable (`None`: any).
+    pub(crate) fn max_level_hint(&self) -> Option<LevelFilter> {
+        tracing_subscriber::layer::Filter::<tracing_subscriber::Registry>::max_level_hint(
+            &self.0.load().env,
+        )
     }
 
     fn store(&self, directives: Directives) {
@@ -213,6 +254,66 @@ fn either(a: &Interest, b: &Interest) -> Interest {
 pub(crate) struct SplitFilter {
     spans: SpanSet,
     events: Option<Swappable>,
+    /// Events enabled besides the line filter's: captured for the error
+    /// buffer, or raised by a request's baggage.
+    extra: Option<ExtraEvents>,
+}
+
+/// Events an output takes beyond its line filter (see `buffer.rs`,
+/// `verbosity.rs`); the output layer tells them apart per event.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ExtraEvents {
+    pub(crate) capture: Option<Swappable>,
+    pub(crate) raise: Option<Arc<super::verbosity::Verbosity>>,
+}
+
+impl ExtraEvents {
+    fn is_empty(&self) -> bool {
+        self.capture.is_none() && self.raise.is_none()
+    }
+
+    fn enabled<S: Subscriber>(&self, meta: &Metadata<'_>, cx: &Context<'_, S>) -> bool {
+        self.raise
+            .as_ref()
+            .is_some_and(|r| r.may_raise(*meta.level()) && r.thread_in_raised())
+            || self
+                .capture
+                .as_ref()
+                .is_some_and(|c| Filter::<S>::enabled(&c.0.load().env, meta, cx))
+    }
+
+    fn callsite_enabled<S: Subscriber>(&self, meta: &'static Metadata<'static>) -> Interest {
+        let raise = self
+            .raise
+            .as_ref()
+            .map_or_else(Interest::never, |r| r.callsite_interest(meta));
+        let capture = self.capture.as_ref().map_or_else(Interest::never, |c| {
+            Filter::<S>::callsite_enabled(&c.0.load().env, meta)
+        });
+        either(&raise, &capture)
+    }
+
+    fn max_level_hint<S: Subscriber>(&self) -> Option<LevelFilter> {
+        let raise = self
+            .raise
+            .as_ref()
+            .map_or(LevelFilter::OFF, |r| r.max_level_hint());
+        match &self.capture {
+            None => Some(raise),
+            Some(c) => Filter::<S>::max_level_hint(&c.0.load().env).map(|h| h.max(raise)),
+        }
+    }
+
+    fn event_enabled<S>(&self, event: &Event<'_>, cx: &Context<'_, S>) -> bool
+    where
+        S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        self.raise.as_ref().is_some_and(|r| r.raises(event, cx))
+            || self
+                .capture
+                .as_ref()
+                .is_some_and(|c| c.enables_event(event, cx))
+    }
 }
 
 impl SplitFilter {
@@ -221,6 +322,7 @@ impl SplitFilter {
         Self {
             spans,
             events: None,
+            extra: None,
         }
     }
 
@@ -228,18 +330,33 @@ impl SplitFilter {
         Self {
             spans,
             events: Some(events),
+            extra: None,
         }
+    }
+
+    /// Also enables `extra` events (nothing changes when it is empty).
+    pub(crate) fn with_extra(mut self, extra: ExtraEvents) -> Self {
+        self.extra = (!extra.is_empty()).then_some(extra);
+        self
     }
 }
 
-impl<S: Subscriber> Filter<S> for SplitFilter {
+impl<S> Filter<S> for SplitFilter
+where
+    S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
     fn enabled(&self, meta: &Metadata<'_>, cx: &Context<'_, S>) -> bool {
         if meta.is_span() {
             self.spans.enabled(meta, cx)
         } else {
-            self.events.as_ref().map_or(true, |events| {
-                Filter::<S>::enabled(&events.0.load().env, meta, cx)
-            })
+            match &self.events {
+                // A layer that ignores events: they pass.
+                None => true,
+                Some(events) => {
+                    Filter::<S>::enabled(&events.0.load().env, meta, cx)
+                        || self.extra.as_ref().is_some_and(|e| e.enabled(meta, cx))
+                }
+            }
         }
     }
 
@@ -247,18 +364,48 @@ impl<S: Subscriber> Filter<S> for SplitFilter {
         if meta.is_span() {
             self.spans.callsite_enabled::<S>(meta)
         } else {
-            self.events.as_ref().map_or_else(
-                || self.spans.events_interest::<S>(meta),
-                |events| Filter::<S>::callsite_enabled(&events.0.load().env, meta),
-            )
+            let Some(events) = &self.events else {
+                return self.spans.events_interest::<S>(meta);
+            };
+            let lines = Filter::<S>::callsite_enabled(&events.0.load().env, meta);
+            match &self.extra {
+                None => lines,
+                Some(extra) => either(&lines, &extra.callsite_enabled::<S>(meta)),
+            }
         }
+    }
+
+    fn event_enabled(&self, event: &Event<'_>, cx: &Context<'_, S>) -> bool {
+        // `EnvFilter` keeps the default `event_enabled` (true): only the
+        // extra events need a second look.
+        let (Some(events), Some(extra)) = (&self.events, &self.extra) else {
+            return true;
+        };
+        // Only a raise is configured and none can apply: as without it.
+        if extra.capture.is_none()
+            && !extra
+                .raise
+                .as_ref()
+                .is_some_and(|r| r.may_raise(*event.metadata().level()))
+        {
+            return true;
+        }
+        // `enabled` let the event through for the line filter or for the
+        // extra events: find out which holds for this event.
+        events.enables_event(event, cx) || extra.event_enabled(event, cx)
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
         let spans = self.spans.max_level_hint::<S>()?;
+        let extra = match &self.extra {
+            None => LevelFilter::OFF,
+            Some(extra) => extra.max_level_hint::<S>()?,
+        };
         match &self.events {
             None => Some(spans),
-            Some(events) => Filter::<S>::max_level_hint(&events.0.load().env).map(|e| e.max(spans)),
+            Some(events) => {
+                Filter::<S>::max_level_hint(&events.0.load().env).map(|e| e.max(spans).max(extra))
+            }
         }
     }
 
@@ -317,11 +464,24 @@ pub(crate) struct LogRecordGate {
     /// Another layer (a user's, or OpenTelemetry span events) may want any
     /// record: the dispatcher's answer stands.
     open: bool,
+    /// While a raised request is open, only the dispatcher (which sees the
+    /// span) can tell for levels the raise may enable.
+    raise: Option<Arc<super::verbosity::Verbosity>>,
 }
 
 impl LogRecordGate {
     pub(crate) fn new(lines: Vec<Swappable>, open: bool) -> Self {
-        Self { lines, open }
+        Self {
+            lines,
+            open,
+            raise: None,
+        }
+    }
+
+    /// Defers to the dispatcher for records a raise may enable.
+    pub(crate) fn with_raise(mut self, raise: Option<Arc<super::verbosity::Verbosity>>) -> Self {
+        self.raise = raise;
+        self
     }
 
     /// Whether some output writes a record of `target` at `level`: `None`
@@ -338,6 +498,13 @@ impl LogRecordGate {
                 Some(_) => {}
                 None => unknown = true,
             }
+        }
+        if self
+            .raise
+            .as_ref()
+            .is_some_and(|r| r.may_raise(level) && r.thread_in_raised())
+        {
+            return None;
         }
         (!unknown).then_some(false)
     }
@@ -414,10 +581,10 @@ impl FilterHandle {
     }
 }
 
-/// After a swap: every callsite asks the filters again, the global max level
-/// is recomputed, and the `log` crate's max level follows when the bridge
-/// is the `log` logger.
-fn rebuilt() {
+/// After a swap (or a raise opening or ending): every callsite asks the
+/// filters again, the global max level is recomputed, and the `log` crate's
+/// max level follows when the bridge is the `log` logger.
+pub(crate) fn rebuilt() {
     tracing_core::callsite::rebuild_interest_cache();
     if crate::LogBridge::is_installed() {
         crate::LogBridge::sync_max_level();

@@ -64,8 +64,8 @@ thread_local! {
 
 /// Formats events with `F` and writes them to one output.
 pub(crate) struct OutputLayer<F> {
-    format: F,
-    sink: LineSink,
+    pub(super) format: F,
+    pub(super) sink: LineSink,
     /// On the first output only: found by the log bridge through
     /// `Dispatch::downcast_ref`.
     gate: Option<LogRecordGate>,
@@ -73,6 +73,8 @@ pub(crate) struct OutputLayer<F> {
     /// This output's line filter, asked about each span's own metadata
     /// before a lifecycle line is written.
     lines: Option<Swappable>,
+    /// Error-triggered buffering, when this output has it (`buffer.rs`).
+    buffer: Option<super::buffer::BufferHook>,
 }
 
 impl<F> fmt::Debug for OutputLayer<F> {
@@ -89,7 +91,14 @@ impl<F: LineFormat> OutputLayer<F> {
             gate,
             span_lines: SpanLines::NONE,
             lines: None,
+            buffer: None,
         }
+    }
+
+    /// Keeps the lines `buffer` captures until their trace fails.
+    pub(crate) fn with_buffer(mut self, buffer: Option<super::buffer::BufferHook>) -> Self {
+        self.buffer = buffer;
+        self
     }
 
     /// Also writes span lifecycle lines, for spans `lines` enables.
@@ -165,6 +174,12 @@ where
         }
         let (span, ids) =
             crate::format::span_and_ids(event, |id| ctx.span(id), || ctx.lookup_current());
+        if let Some(buffer) = &self.buffer {
+            if let super::buffer::Route::Done = buffer.route(self, event, &ctx, span.as_ref(), ids)
+            {
+                return;
+            }
+        }
         let reused = LINE.try_with(|line| {
             // Busy: an event logged while this thread formats or writes
             // another one (a field's `Debug` that logs); it gets a buffer of
@@ -208,6 +223,11 @@ where
     }
 
     fn on_close(&self, id: tracing_core::span::Id, ctx: Context<'_, S>) {
+        if let Some(buffer) = &self.buffer {
+            if let Some(span) = ctx.span(&id) {
+                buffer.on_close(&span);
+            }
+        }
         if !self.span_lines.closed || crate::sink::in_writer() {
             return;
         }

@@ -1,8 +1,10 @@
 //! Outputs: where lines go (stdout, stderr, a rotating file, any writer),
 //! in which format, through which filter, and how the writing is done.
 
+pub(crate) mod buffer;
 pub(crate) mod filter;
 pub(crate) mod layer;
+pub(crate) mod verbosity;
 
 use std::fmt;
 use std::io;
@@ -11,7 +13,9 @@ use tracing_subscriber::fmt::MakeWriter;
 
 use crate::sink::{Target, WriteMode};
 use crate::JsonFormat;
+pub use buffer::{BufferConfig, BufferStats, DEFAULT_PER_TRACE_BYTES, DEFAULT_TOTAL_BYTES};
 pub use layer::SpanLines;
+pub use verbosity::{VerbosityConfig, VerbosityStats, DEFAULT_MAX_RAISED_PER_MINUTE};
 
 /// The output format of an [`Output`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +67,7 @@ pub struct Output {
     pub(crate) json: Option<JsonFormat>,
     pub(crate) filter: Option<String>,
     pub(crate) span_lines: Option<SpanLines>,
+    pub(crate) buffer: Option<BufferConfig>,
 }
 
 impl fmt::Debug for Output {
@@ -87,6 +92,7 @@ impl Output {
             json: None,
             filter: None,
             span_lines: None,
+            buffer: None,
         }
     }
 
@@ -232,6 +238,7 @@ impl Output {
             json: self.json,
             filter: self.filter,
             span_lines: self.span_lines,
+            buffer: self.buffer,
             ..other
         }
     }
@@ -249,6 +256,7 @@ impl Output {
             json: other.json.or(self.json),
             filter: other.filter.or(self.filter),
             span_lines: other.span_lines.or(self.span_lines),
+            buffer: other.buffer.or(self.buffer),
             ..other
         }
     }
@@ -266,6 +274,24 @@ impl Output {
     /// ```
     pub fn span_lines(mut self, span_lines: SpanLines) -> Self {
         self.span_lines = Some(span_lines);
+        self
+    }
+
+    /// Keeps this output's lines of each request that its filter does not
+    /// write (as `config` captures them) until the request fails: see
+    /// [`BufferConfig`].
+    ///
+    /// ```
+    /// use tracing::Level;
+    /// use tracing_correlation::{BufferConfig, Output};
+    ///
+    /// let output = Output::stderr()
+    ///     .filter("info")
+    ///     .buffer_until_error(BufferConfig::new(Level::DEBUG));
+    /// # drop(output);
+    /// ```
+    pub fn buffer_until_error(mut self, config: BufferConfig) -> Self {
+        self.buffer = Some(config);
         self
     }
 
