@@ -10,6 +10,9 @@
 //! cargo bench --bench instructions -- list
 //! cargo bench --bench instructions -- ours_event 1000
 //! ```
+//!
+//! The OTLP cases (`otlp_logs_only_event`, `ours_event_and_otlp_log`,
+//! `ours_export_request*`) need `--features otlp`, which the script passes.
 #![allow(missing_docs, unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -231,6 +234,51 @@ fn ours_sdk() -> Dispatch {
     dispatch
 }
 
+/// No request leaves the process during a measured run: the batch
+/// processors' queues hold every item of the longest run and their timers
+/// never fire, so what is counted is the emitting thread's work (the
+/// conversion and the hand-off to the queue), not a failing export.
+#[cfg(feature = "otlp")]
+fn quiet_batch_processors() {
+    for (name, value) in [
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "40000"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "40000"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "3600000"),
+        ("OTEL_BLRP_MAX_QUEUE_SIZE", "40000"),
+        ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "40000"),
+        ("OTEL_BLRP_SCHEDULE_DELAY", "3600000"),
+    ] {
+        std::env::set_var(name, value);
+    }
+}
+
+/// The builder exporting over OTLP to a closed local port (spans, logs or
+/// both), lines written to a sink with `lines` as their filter.
+#[cfg(feature = "otlp")]
+fn exporting(lines: &str, spans: bool, logs: bool) -> Dispatch {
+    use tracing_correlation::{ExportConfig, ExportMode, OtlpLogs};
+    quiet_batch_processors();
+    let mode = if spans {
+        ExportMode::Otlp
+    } else {
+        ExportMode::Standalone
+    };
+    let config = ExportConfig::from_lookup(|_| None)
+        .with_mode(mode)
+        .with_endpoint("http://127.0.0.1:9/v1/traces")
+        .with_logs_endpoint("http://127.0.0.1:9/v1/logs");
+    let mut builder = tracing_correlation::builder()
+        .writer(std::io::sink)
+        .filter(lines)
+        .export(config);
+    if logs {
+        builder = builder.otlp_logs(OtlpLogs::new().filter("info"));
+    }
+    let (dispatch, guard) = builder.build().expect("valid");
+    std::mem::forget(guard);
+    dispatch
+}
+
 /// Runs `op` outside any span.
 fn outside_spans(dispatch: &Dispatch, iterations: u64, op: impl Fn()) {
     tracing::dispatcher::with_default(dispatch, || {
@@ -301,6 +349,16 @@ const CASES: &[Case] = &[
     ("ours_sdk_event", |n| {
         in_three_spans(&ours_sdk(), n, event);
     }),
+    // The OTLP log path per event (lines off, so only the log record is
+    // made), and lines plus log records.
+    #[cfg(feature = "otlp")]
+    ("otlp_logs_only_event", |n| {
+        in_three_spans(&exporting("off", false, true), n, event);
+    }),
+    #[cfg(feature = "otlp")]
+    ("ours_event_and_otlp_log", |n| {
+        in_three_spans(&exporting("info", false, true), n, event);
+    }),
     ("fmt_json_request", |n| {
         outside_spans(&plain_json(), n, request);
     }),
@@ -309,6 +367,16 @@ const CASES: &[Case] = &[
     }),
     ("ours_sdk_request", |n| {
         outside_spans(&ours_sdk(), n, request);
+    }),
+    // Exported over OTLP (the batch queues hold everything): spans, then
+    // spans and log records.
+    #[cfg(feature = "otlp")]
+    ("ours_export_request", |n| {
+        outside_spans(&exporting("info", true, false), n, request);
+    }),
+    #[cfg(feature = "otlp")]
+    ("ours_export_request_and_logs", |n| {
+        outside_spans(&exporting("info", true, true), n, request);
     }),
     ("bare_registry_span", |n| {
         in_one_span(&bare_registry(), n, child_span);

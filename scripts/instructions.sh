@@ -10,8 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)" >&2; exit 1; }
-cargo bench --bench instructions --no-run >/dev/null 2>&1
-bin=$(cargo bench --bench instructions --no-run --message-format=json 2>/dev/null \
+cargo bench --bench instructions --features otlp --no-run >/dev/null 2>&1
+bin=$(cargo bench --bench instructions --features otlp --no-run --message-format=json 2>/dev/null \
   | grep -o '"executable":"[^"]*instructions-[^"]*"' | tail -n1 | cut -d'"' -f4)
 [ -x "$bin" ] || { echo "bench binary not found" >&2; exit 1; }
 short=1000

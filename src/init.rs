@@ -3,15 +3,15 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_subscriber::filter::Directive;
+use tracing_subscriber::filter::{Directive, FilterExt as _};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{Layer, Registry};
 
 use std::sync::Arc;
 
+use crate::export_health::NotSdkInternal;
 use crate::output::buffer::{BufferHook, TraceBuffers};
 use crate::output::filter::{
     self, Directives, ExtraEvents, FilterError, FilterHandle, IgnoreEvents, LogRecordGate, SpanSet,
@@ -112,7 +112,10 @@ pub struct Builder {
     tracer_provider: Option<SdkTracerProvider>,
     #[cfg(feature = "otlp")]
     export: Option<crate::ExportConfig>,
+    #[cfg(feature = "otlp")]
+    otlp_logs: Option<crate::OtlpLogs>,
     otel_span_events: bool,
+    otel_span_details: crate::SpanDetails,
     shutdown_timeout: Duration,
     log_bridge: bool,
     verbosity: Option<VerbosityConfig>,
@@ -153,7 +156,10 @@ impl Builder {
             tracer_provider: None,
             #[cfg(feature = "otlp")]
             export: None,
+            #[cfg(feature = "otlp")]
+            otlp_logs: None,
             otel_span_events: false,
+            otel_span_details: crate::SpanDetails::NONE,
             shutdown_timeout: Duration::from_secs(5),
             log_bridge: true,
             verbosity: None,
@@ -517,6 +523,27 @@ impl Builder {
         self
     }
 
+    /// Also exports events as OTLP log records, through `logs`' own filter
+    /// (feature `otlp`): one more output, next to the lines. The collector
+    /// and transport come from [`Builder::export`] or the `OTEL_*`
+    /// variables (`OTEL_EXPORTER_OTLP_LOGS_*`, else the generic ones); each
+    /// record carries the ids its line carries, whether spans are exported
+    /// or not. Without this call, `OTEL_LOGS_EXPORTER=otlp` adds the same
+    /// output, filtered by `RUST_LOG`.
+    ///
+    /// ```no_run
+    /// use tracing_correlation::OtlpLogs;
+    ///
+    /// let _guard = tracing_correlation::builder()
+    ///     .otlp_logs(OtlpLogs::new().filter("info"))
+    ///     .init();
+    /// ```
+    #[cfg(feature = "otlp")]
+    pub fn otlp_logs(mut self, logs: crate::OtlpLogs) -> Self {
+        self.otlp_logs = Some(logs);
+        self
+    }
+
     /// Whether each event inside a span is also recorded as an OpenTelemetry
     /// span event (off by default; the first output's line filter decides
     /// which). Logs already carry the events, joined by their ids; copying
@@ -532,6 +559,26 @@ impl Builder {
     /// ```
     pub fn otel_span_events(mut self, on: bool) -> Self {
         self.otel_span_events = on;
+        self
+    }
+
+    /// Which optional attributes tracing-opentelemetry adds to every
+    /// exported span: `busy_ns`/`idle_ns`, `thread.*`, `code.*`. None by
+    /// default ([`SpanDetails::NONE`](crate::SpanDetails::NONE)): the
+    /// semantic conventions ask for none of them, and each costs time and
+    /// bytes on every span.
+    ///
+    /// ```
+    /// use tracing_correlation::SpanDetails;
+    ///
+    /// let (dispatch, _guard) = tracing_correlation::builder()
+    ///     .otel_span_details(SpanDetails::NONE.with_timings(true))
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// # drop(dispatch);
+    /// ```
+    pub fn otel_span_details(mut self, details: crate::SpanDetails) -> Self {
+        self.otel_span_details = details;
         self
     }
 
@@ -663,16 +710,17 @@ impl Builder {
         // Lines name the service as the exported resource does.
         let static_defaults =
             crate::format::static_fields::from_otel_env(|name| std::env::var(name).ok());
-        let tracer_provider = self.take_tracer_provider();
+        let health = crate::export_health::HealthCounters::default();
+        let (tracer_provider, logs_output) = self.take_providers(&health);
 
         let outputs: Vec<Output> = std::iter::once(self.first).chain(self.more).collect();
-        let mut line_filters = Vec::with_capacity(outputs.len());
-        for output in &outputs {
-            line_filters.push(Swappable::new(match &output.filter {
-                Some(directives) => filter::parse(directives)?,
-                None => lossy_filter("RUST_LOG", env_lines.as_deref(), "info"),
-            }));
-        }
+        let mut line_filters = (outputs.iter())
+            .map(|output| output_filter(output.filter.as_deref(), env_lines.as_deref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let logs_lines = (logs_output.as_ref())
+            .map(|logs| output_filter(logs.filter.as_deref(), env_lines.as_deref()))
+            .transpose()?;
+        line_filters.extend(logs_lines.clone());
         let span_set = SpanSet::new(spans.clone(), line_filters.clone());
 
         let mut layers: Vec<BoxedLayer> = Vec::with_capacity(outputs.len() + 2);
@@ -696,8 +744,7 @@ impl Builder {
         // also let through events captured for its error buffer.
         let mut span_layers: Option<BoxedLayer> = Some(match &tracer_provider {
             Some(provider) => {
-                let otel = tracing_opentelemetry::layer()
-                    .with_tracer(provider.tracer("tracing-correlation"));
+                let otel = crate::otel_layer::span_layer(provider, self.otel_span_details);
                 if self.otel_span_events {
                     layers.push(
                         otel.with_filter(SplitFilter::new(
@@ -792,8 +839,14 @@ impl Builder {
                 Some(span_layers) => span_layers.and_then(layer).boxed(),
                 None => layer,
             };
-            layers.push(layer.with_filter(filter).boxed());
+            layers.push(layer.with_filter(filter.and(NotSdkInternal)).boxed());
         }
+        let logger_provider = logs_output.zip(logs_lines).map(|(logs, lines)| {
+            layers.push(logs.layer(SplitFilter::new(span_set.clone(), lines)));
+            logs.provider
+        });
+        // The SDK's own events: never a line, counted and reported once.
+        layers.push(crate::export_health::sdk_diagnostics_layer(health.clone()));
         if let Some(span_layer) = self.span_layer.take() {
             layers.push(
                 span_layer
@@ -819,6 +872,8 @@ impl Builder {
             shutdown_timeout: self.shutdown_timeout,
             buffers,
             verbosity: raise,
+            health,
+            logger_provider,
         };
         Ok((dispatch, guard))
     }
@@ -837,12 +892,29 @@ impl Builder {
         self
     }
 
-    /// The explicit provider, else the one export configuration asks for.
-    fn take_tracer_provider(&mut self) -> Option<SdkTracerProvider> {
+    /// The explicit tracer provider, else the one export configuration asks
+    /// for, and the OTLP log output if asked for.
+    fn take_providers(
+        &mut self,
+        health: &crate::export_health::HealthCounters,
+    ) -> (Option<SdkTracerProvider>, Option<LogsOutput>) {
         let explicit = self.tracer_provider.take();
+        #[cfg(not(feature = "otlp"))]
+        {
+            let _ = health;
+            (explicit, None)
+        }
         #[cfg(feature = "otlp")]
-        let explicit = explicit.or_else(|| provider_from_export_config(self.export.take()));
-        explicit
+        {
+            let want_traces = explicit.is_none();
+            let (traces, logs) = providers_from_export_config(
+                self.export.take(),
+                self.otlp_logs.take(),
+                want_traces,
+                health,
+            );
+            (explicit.or(traces), logs)
+        }
     }
 
     /// Like [`Builder::try_init`], but panics on error.
@@ -861,6 +933,14 @@ impl Builder {
             Err(error) => panic!("tracing-correlation: {error}"),
         }
     }
+}
+
+/// An output's line filter: its own directives, else `RUST_LOG` (`info`).
+fn output_filter(directives: Option<&str>, env: Option<&str>) -> Result<Swappable, FilterError> {
+    Ok(Swappable::new(match directives {
+        Some(directives) => filter::parse(directives)?,
+        None => lossy_filter("RUST_LOG", env, "info"),
+    }))
 }
 
 /// A filter from directives read from the environment: invalid ones are
@@ -998,6 +1078,11 @@ pub struct LoggingGuard {
     /// Each output's error buffer, if it has one.
     buffers: Vec<Option<Arc<TraceBuffers>>>,
     verbosity: Option<Arc<Verbosity>>,
+    health: crate::export_health::HealthCounters,
+    #[cfg(feature = "otlp")]
+    logger_provider: Option<opentelemetry_sdk::logs::SdkLoggerProvider>,
+    #[cfg(not(feature = "otlp"))]
+    logger_provider: Option<std::convert::Infallible>,
 }
 
 /// What the outputs did, from [`LoggingGuard::shutdown`] or
@@ -1076,6 +1161,24 @@ impl LoggingGuard {
             .all(|sink| sink.flush(deadline.saturating_duration_since(Instant::now())))
     }
 
+    /// What span (and OTLP log) export did so far: items exported, lost
+    /// to failed exports, dropped by a full queue, and whether exports are
+    /// failing now. The first failure of each signal, and its recovery, are
+    /// also reported once on stderr.
+    ///
+    /// ```
+    /// let (dispatch, guard) = tracing_correlation::builder()
+    ///     .writer(std::io::sink)
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// # drop(dispatch);
+    /// assert_eq!(guard.export_health(), tracing_correlation::ExportHealth::default());
+    /// ```
+    #[must_use]
+    pub fn export_health(&self) -> crate::ExportHealth {
+        self.health.snapshot()
+    }
+
     /// A handle that changes the filters while the program runs.
     ///
     /// ```
@@ -1149,6 +1252,13 @@ impl LoggingGuard {
         if let Some(provider) = self.provider.take() {
             shutdown_provider(&provider, self.shutdown_timeout);
         }
+        #[cfg(feature = "otlp")]
+        if let Some(provider) = self.logger_provider.take() {
+            crate::otlp::shutdown_logger_provider(
+                &provider,
+                deadline.saturating_duration_since(Instant::now()),
+            );
+        }
         let outputs = self
             .sinks
             .iter()
@@ -1161,7 +1271,7 @@ impl LoggingGuard {
 
 impl Drop for LoggingGuard {
     fn drop(&mut self) {
-        if self.provider.is_some() || !self.sinks.is_empty() {
+        if self.provider.is_some() || self.logger_provider.is_some() || !self.sinks.is_empty() {
             self.shutdown_all();
         }
     }
@@ -1171,18 +1281,70 @@ impl Drop for LoggingGuard {
 /// `None` for stand-alone. Problems are reported once on stderr and never
 /// stop logging: the process then runs stand-alone.
 #[cfg(feature = "otlp")]
-fn provider_from_export_config(config: Option<crate::ExportConfig>) -> Option<SdkTracerProvider> {
+fn providers_from_export_config(
+    config: Option<crate::ExportConfig>,
+    logs: Option<crate::OtlpLogs>,
+    want_traces: bool,
+    health: &crate::export_health::HealthCounters,
+) -> (Option<SdkTracerProvider>, Option<LogsOutput>) {
     let mut config = config.unwrap_or_else(crate::ExportConfig::from_env);
-    config.report_warnings();
-    if config.mode() != crate::ExportMode::Otlp {
-        return None;
+    if logs.is_some() {
+        config = config.with_logs(true);
     }
-    match crate::build_tracer_provider(&config) {
-        Ok(provider) => Some(provider),
-        Err(error) => {
-            crate::diagnostics::report!("span export disabled, logging stand-alone: {error}");
-            None
-        }
+    config.report_warnings();
+    let traces = (want_traces && config.mode() == crate::ExportMode::Otlp)
+        .then(|| crate::otlp::build_counted_tracer_provider(&config, health))
+        .and_then(|built| {
+            built
+                .map_err(|error| {
+                    crate::diagnostics::report!(
+                        "span export disabled, logging stand-alone: {error}"
+                    );
+                })
+                .ok()
+        });
+    let logs = config
+        .logs()
+        .then(|| crate::otlp::build_logger_provider(&config, health))
+        .and_then(|built| {
+            built
+                .map_err(|error| crate::diagnostics::report!("OTLP log export disabled: {error}"))
+                .ok()
+        })
+        .map(|provider| LogsOutput {
+            provider,
+            filter: logs.and_then(|logs| logs.filter),
+        });
+    (traces, logs)
+}
+
+/// The OTLP log output: its provider and line filter directives.
+#[cfg(feature = "otlp")]
+pub(crate) struct LogsOutput {
+    provider: opentelemetry_sdk::logs::SdkLoggerProvider,
+    filter: Option<String>,
+}
+
+#[cfg(feature = "otlp")]
+impl LogsOutput {
+    fn layer(&self, filter: SplitFilter) -> BoxedLayer {
+        crate::otlp::OtlpLogLayer::new(&self.provider)
+            .with_filter(filter.and(NotSdkInternal))
+            .boxed()
+    }
+}
+
+/// Never built without the `otlp` feature.
+#[cfg(not(feature = "otlp"))]
+pub(crate) struct LogsOutput {
+    provider: std::convert::Infallible,
+    filter: Option<String>,
+}
+
+#[cfg(not(feature = "otlp"))]
+impl LogsOutput {
+    fn layer(&self, _: SplitFilter) -> BoxedLayer {
+        match self.provider {}
     }
 }
 

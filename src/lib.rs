@@ -37,12 +37,14 @@
 
 pub mod context;
 mod diagnostics;
+mod export_health;
 mod format;
 mod ids;
 mod init;
 mod layer;
 mod level_callsites;
 mod log_bridge;
+mod otel_layer;
 #[cfg(feature = "otlp")]
 mod otlp;
 mod output;
@@ -50,7 +52,7 @@ mod panic_hook;
 mod propagation;
 #[cfg(feature = "reqwest")]
 mod reqwest_ext;
-#[cfg(feature = "http")]
+#[cfg(any(feature = "tower", feature = "reqwest"))]
 mod semconv;
 mod sink;
 pub mod testing;
@@ -60,6 +62,7 @@ mod tower;
 pub use context::{
     bind, new_root, CapturedContext, Carried, EnteredContext, FutureContextExt, InContext, NewRoot,
 };
+pub use export_health::{ExportHealth, SignalHealth};
 pub use format::json::{FieldPlacement, JsonFormat, MissingIds};
 pub use format::keys::TraceKeys;
 pub use format::pretty::PrettyFormat;
@@ -69,11 +72,12 @@ pub use ids::{Hex, TraceIds};
 pub use init::{builder, init_json_logging, Builder, InitError, LoggingGuard, ShutdownReport};
 pub use layer::CorrelationLayer;
 pub use log_bridge::{CorrelatedLogger, LogBridge};
+pub use otel_layer::SpanDetails;
 #[cfg(feature = "otlp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
 pub use otlp::{
     build_tracer_provider, shutdown_with_timeout, ConfigWarning, ExportConfig, ExportMode,
-    OtlpError, OtlpProtocol, SamplerConfig,
+    OtlpCompression, OtlpError, OtlpLogs, OtlpProtocol, SamplerConfig,
 };
 pub use output::filter::{FilterError, FilterHandle, SPANS_ENV};
 pub use output::{

@@ -248,19 +248,7 @@ fn redacted(url: &Url) -> String {
     }
     if let Some(query) = url.query().filter(|query| !query.is_empty()) {
         let mut kept = String::with_capacity(query.len());
-        for (i, item) in query.split('&').enumerate() {
-            if i > 0 {
-                kept.push('&');
-            }
-            match item.split_once('=') {
-                Some((name, _)) => {
-                    kept.push_str(name);
-                    kept.push_str("=REDACTED");
-                }
-                None if item.is_empty() => {}
-                None => kept.push_str("REDACTED"),
-            }
-        }
+        crate::semconv::push_redacted_query(query, &mut kept);
         url.set_query(Some(&kept));
     }
     url.into()

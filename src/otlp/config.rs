@@ -9,6 +9,13 @@ const ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 const TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
 const PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
 const TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
+const LOGS_EXPORTER: &str = "OTEL_LOGS_EXPORTER";
+const LOGS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT";
+const LOGS_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL";
+const LOGS_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION";
+const HTTP_LOGS_PATH: &str = "/v1/logs";
+const COMPRESSION: &str = "OTEL_EXPORTER_OTLP_COMPRESSION";
+const TRACES_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION";
 const TRACES_SAMPLER: &str = "OTEL_TRACES_SAMPLER";
 const TRACES_SAMPLER_ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
 const SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
@@ -59,6 +66,78 @@ impl fmt::Display for OtlpProtocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// How export requests are compressed
+/// (`OTEL_EXPORTER_OTLP_(TRACES_|LOGS_)COMPRESSION`).
+///
+/// ```
+/// use tracing_correlation::{ExportConfig, OtlpCompression};
+///
+/// let config = ExportConfig::from_lookup(|name| {
+///     (name == "OTEL_EXPORTER_OTLP_COMPRESSION").then(|| "gzip".to_owned())
+/// });
+/// assert_eq!(config.compression(), OtlpCompression::Gzip);
+/// assert_eq!(OtlpCompression::Gzip.as_str(), "gzip");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OtlpCompression {
+    /// `none` (the default): bodies are sent as they are.
+    #[default]
+    None,
+    /// `gzip`: HTTP bodies with `Content-Encoding: gzip`, gRPC messages
+    /// with `grpc-encoding: gzip`.
+    Gzip,
+}
+
+impl OtlpCompression {
+    /// The variable's value for this choice.
+    ///
+    /// ```
+    /// assert_eq!(tracing_correlation::OtlpCompression::None.as_str(), "none");
+    /// ```
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Gzip => "gzip",
+        }
+    }
+
+    pub(crate) fn to_otlp(self) -> Option<opentelemetry_otlp::Compression> {
+        match self {
+            Self::None => None,
+            Self::Gzip => Some(opentelemetry_otlp::Compression::Gzip),
+        }
+    }
+}
+
+/// The signal's variable, else the generic one: `gzip` or `none`; any
+/// other value is a warning, and `none`.
+pub(crate) fn resolve_compression(
+    signal_variable: &'static str,
+    get: &impl Fn(&str) -> Option<String>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> OtlpCompression {
+    for variable in [signal_variable, COMPRESSION] {
+        let Some(value) = get(variable) else {
+            continue;
+        };
+        if value.eq_ignore_ascii_case("gzip") {
+            return OtlpCompression::Gzip;
+        }
+        if value.eq_ignore_ascii_case("none") {
+            return OtlpCompression::None;
+        }
+        warnings.push(ConfigWarning::new(
+            variable,
+            &value,
+            "expected `gzip` or `none` (zstd is not built in); sending uncompressed",
+        ));
+        return OtlpCompression::None;
+    }
+    OtlpCompression::None
 }
 
 /// The sampler named by `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`.
@@ -178,6 +257,16 @@ impl fmt::Display for ConfigWarning {
     }
 }
 
+/// Where and how OTLP log records go; part of [`ExportConfig`].
+#[derive(Clone, Debug)]
+struct LogsConfig {
+    on: bool,
+    protocol: OtlpProtocol,
+    explicit_endpoint: Option<String>,
+    logs_endpoint: Option<String>,
+    compression: OtlpCompression,
+}
+
 /// How spans are exported, resolved from the standard `OTEL_*` variables and
 /// then adjusted with builder methods (which win over the environment).
 ///
@@ -194,9 +283,12 @@ impl fmt::Display for ConfigWarning {
 /// | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | sampler, default `parentbased_always_on`; a bad ratio means 1.0 |
 /// | `OTEL_SERVICE_NAME` | `service.name` (default: the executable's file stem) |
 /// | `OTEL_RESOURCE_ATTRIBUTES` | `k=v,…` with percent-encoded values; one bad entry discards all |
+/// | `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION`, `OTEL_EXPORTER_OTLP_COMPRESSION` | `gzip` or `none` (default); any other value is a warning and means `none` |
+/// | `OTEL_LOGS_EXPORTER` | `otlp` → events are also exported as log records; `none` or unset → not |
+/// | `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`, `…_LOGS_PROTOCOL`, `…_LOGS_COMPRESSION` | as for spans, falling back to the generic variables (`/v1/logs` appended for HTTP) |
 ///
 /// Without any of the export variables the mode is [`ExportMode::Standalone`].
-/// Headers, timeouts, compression, TLS and the batch processor's `OTEL_BSP_*`
+/// Headers, timeouts, TLS and the batch processor's `OTEL_BSP_*`
 /// settings are read from the process environment by `opentelemetry-otlp` and
 /// `opentelemetry_sdk` themselves when the provider is built.
 ///
@@ -228,6 +320,8 @@ pub struct ExportConfig {
     traces_endpoint: Option<String>,
     generic_endpoint: Option<String>,
     export_timeout: Option<Duration>,
+    compression: OtlpCompression,
+    logs: LogsConfig,
     sampler: SamplerConfig,
     service_name: Option<String>,
     default_service_name: String,
@@ -286,6 +380,26 @@ impl ExportConfig {
         let protocol = parse_protocol(TRACES_PROTOCOL, get(TRACES_PROTOCOL), &mut warnings)
             .or_else(|| parse_protocol(PROTOCOL, get(PROTOCOL), &mut warnings))
             .unwrap_or_default();
+        let compression = resolve_compression(TRACES_COMPRESSION, &get, &mut warnings);
+        let logs = LogsConfig {
+            on: resolve_logs(
+                get(SDK_DISABLED).is_some_and(|v| v.eq_ignore_ascii_case("true")),
+                get(LOGS_EXPORTER).as_deref(),
+                &mut warnings,
+            ),
+            protocol: parse_protocol(LOGS_PROTOCOL, get(LOGS_PROTOCOL), &mut warnings)
+                .or_else(|| parse_protocol(PROTOCOL, get(PROTOCOL), &mut Vec::new()))
+                .unwrap_or_default(),
+            explicit_endpoint: None,
+            logs_endpoint: get(LOGS_ENDPOINT),
+            compression: {
+                // The generic variable's problem is already reported above.
+                let mut seen = Vec::new();
+                let compression = resolve_compression(LOGS_COMPRESSION, &get, &mut seen);
+                warnings.extend(seen.into_iter().filter(|w| w.variable == LOGS_COMPRESSION));
+                compression
+            },
+        };
         let sampler = resolve_sampler(
             get(TRACES_SAMPLER).as_deref(),
             get(TRACES_SAMPLER_ARG).as_deref(),
@@ -308,6 +422,8 @@ impl ExportConfig {
             traces_endpoint,
             generic_endpoint,
             export_timeout: None,
+            compression,
+            logs,
             sampler,
             service_name: get(SERVICE_NAME),
             default_service_name: executable_service_name(),
@@ -341,6 +457,7 @@ impl ExportConfig {
     #[must_use]
     pub fn with_protocol(mut self, protocol: OtlpProtocol) -> Self {
         self.protocol = protocol;
+        self.logs.protocol = protocol;
         self
     }
 
@@ -373,6 +490,148 @@ impl ExportConfig {
     pub fn with_export_timeout(mut self, timeout: Duration) -> Self {
         self.export_timeout = Some(timeout);
         self
+    }
+
+    /// Overrides the compression chosen by
+    /// `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION` / `OTEL_EXPORTER_OTLP_COMPRESSION`.
+    ///
+    /// ```
+    /// use tracing_correlation::{ExportConfig, OtlpCompression};
+    /// let config = ExportConfig::from_lookup(|_| None).with_compression(OtlpCompression::Gzip);
+    /// assert_eq!(config.compression(), OtlpCompression::Gzip);
+    /// ```
+    #[must_use]
+    pub fn with_compression(mut self, compression: OtlpCompression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// How span export requests are compressed: the builder value, else
+    /// `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION`, else
+    /// `OTEL_EXPORTER_OTLP_COMPRESSION`, else none.
+    ///
+    /// ```
+    /// use tracing_correlation::{ExportConfig, OtlpCompression};
+    /// let config = ExportConfig::from_lookup(|name| match name {
+    ///     "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION" => Some("none".to_owned()),
+    ///     "OTEL_EXPORTER_OTLP_COMPRESSION" => Some("gzip".to_owned()),
+    ///     _ => None,
+    /// });
+    /// assert_eq!(config.compression(), OtlpCompression::None);
+    /// ```
+    #[must_use]
+    pub fn compression(&self) -> OtlpCompression {
+        self.compression
+    }
+
+    /// Whether events are also exported as OTLP log records (off unless
+    /// `OTEL_LOGS_EXPORTER=otlp`; `OTEL_SDK_DISABLED=true` turns it off).
+    /// Independent of the span [mode](Self::with_mode): logs, spans or both.
+    ///
+    /// ```
+    /// use tracing_correlation::ExportConfig;
+    /// let config = ExportConfig::from_lookup(|_| None);
+    /// assert!(!config.logs());
+    /// assert!(config.with_logs(true).logs());
+    /// ```
+    #[must_use]
+    pub fn with_logs(mut self, on: bool) -> Self {
+        self.logs.on = on;
+        self
+    }
+
+    /// Overrides the URL log records are sent to; used as-is, like
+    /// `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`.
+    ///
+    /// ```
+    /// use tracing_correlation::ExportConfig;
+    /// let config = ExportConfig::from_lookup(|_| None).with_logs_endpoint("http://otel:4318/v1/logs");
+    /// assert_eq!(config.logs_endpoint(), "http://otel:4318/v1/logs");
+    /// ```
+    #[must_use]
+    pub fn with_logs_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.logs.explicit_endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Whether events are exported as OTLP log records.
+    ///
+    /// ```
+    /// use tracing_correlation::ExportConfig;
+    /// let config = ExportConfig::from_lookup(|name| {
+    ///     (name == "OTEL_LOGS_EXPORTER").then(|| "otlp".to_owned())
+    /// });
+    /// assert!(config.logs());
+    /// ```
+    #[must_use]
+    pub fn logs(&self) -> bool {
+        self.logs.on
+    }
+
+    /// The transport of log records: `OTEL_EXPORTER_OTLP_LOGS_PROTOCOL`,
+    /// else `OTEL_EXPORTER_OTLP_PROTOCOL`, else `http/protobuf`;
+    /// [`with_protocol`](Self::with_protocol) sets both signals'.
+    ///
+    /// ```
+    /// use tracing_correlation::{ExportConfig, OtlpProtocol};
+    /// let config = ExportConfig::from_lookup(|name| {
+    ///     (name == "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL").then(|| "grpc".to_owned())
+    /// });
+    /// assert_eq!(config.logs_protocol(), OtlpProtocol::Grpc);
+    /// assert_eq!(config.protocol(), OtlpProtocol::HttpProtobuf);
+    /// ```
+    #[must_use]
+    pub fn logs_protocol(&self) -> OtlpProtocol {
+        self.logs.protocol
+    }
+
+    /// The URL log records are sent to: the [builder value](Self::with_logs_endpoint),
+    /// else `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT` as-is, else
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` (with `/v1/logs` appended for HTTP), else
+    /// the protocol's default on localhost.
+    ///
+    /// ```
+    /// use tracing_correlation::ExportConfig;
+    /// let config = ExportConfig::from_lookup(|name| {
+    ///     (name == "OTEL_EXPORTER_OTLP_ENDPOINT").then(|| "http://otel:4318".to_owned())
+    /// });
+    /// assert_eq!(config.logs_endpoint(), "http://otel:4318/v1/logs");
+    /// ```
+    #[must_use]
+    pub fn logs_endpoint(&self) -> String {
+        if let Some(endpoint) = self
+            .logs
+            .explicit_endpoint
+            .as_ref()
+            .or(self.logs.logs_endpoint.as_ref())
+        {
+            return endpoint.clone();
+        }
+        let base = self.generic_endpoint.as_deref();
+        match self.logs.protocol {
+            OtlpProtocol::Grpc => base.unwrap_or(DEFAULT_GRPC_ENDPOINT).to_owned(),
+            OtlpProtocol::HttpProtobuf => {
+                let base = base.unwrap_or(DEFAULT_HTTP_ENDPOINT);
+                format!("{}{HTTP_LOGS_PATH}", base.trim_end_matches('/'))
+            }
+        }
+    }
+
+    /// How log export requests are compressed:
+    /// `OTEL_EXPORTER_OTLP_LOGS_COMPRESSION`, else
+    /// `OTEL_EXPORTER_OTLP_COMPRESSION`, else none.
+    ///
+    /// ```
+    /// use tracing_correlation::{ExportConfig, OtlpCompression};
+    /// let config = ExportConfig::from_lookup(|name| {
+    ///     (name == "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION").then(|| "gzip".to_owned())
+    /// });
+    /// assert_eq!(config.logs_compression(), OtlpCompression::Gzip);
+    /// assert_eq!(config.compression(), OtlpCompression::None);
+    /// ```
+    #[must_use]
+    pub fn logs_compression(&self) -> OtlpCompression {
+        self.logs.compression
     }
 
     /// Overrides the sampler.
@@ -631,6 +890,33 @@ fn resolve_mode(
     } else {
         ExportMode::Standalone
     }
+}
+
+/// `OTEL_LOGS_EXPORTER`: a list of which only `otlp` and `none` are
+/// honoured; unset means off (logs already reach stdout; see the README).
+fn resolve_logs(
+    sdk_disabled: bool,
+    logs_exporter: Option<&str>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> bool {
+    let mut wants_otlp = false;
+    let mut wants_none = false;
+    if let Some(value) = logs_exporter {
+        for exporter in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            if exporter.eq_ignore_ascii_case("otlp") {
+                wants_otlp = true;
+            } else if exporter.eq_ignore_ascii_case("none") {
+                wants_none = true;
+            } else {
+                warnings.push(ConfigWarning::new(
+                    LOGS_EXPORTER,
+                    value,
+                    format!("exporter `{exporter}` is not supported (only `otlp` and `none` are)"),
+                ));
+            }
+        }
+    }
+    wants_otlp && !wants_none && !sdk_disabled
 }
 
 fn parse_protocol(

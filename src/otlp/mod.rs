@@ -1,5 +1,6 @@
 //! OTLP export: resolve the standard `OTEL_*` variables, build an exporting
-//! `SdkTracerProvider`, and shut it down within a bound.
+//! `SdkTracerProvider` (and, when asked, an `SdkLoggerProvider` fed by the
+//! events), and shut them down within a bound.
 //!
 //! # Who reads which variable
 //!
@@ -17,8 +18,13 @@
 //! | `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` | `ExportConfig` | percent-decoded; the SDK's own detector (which does not decode) is not used |
 //! | `OTEL_EXPORTER_OTLP_(TRACES_)HEADERS` | `opentelemetry-otlp` | process environment, at build |
 //! | `OTEL_EXPORTER_OTLP_(TRACES_)TIMEOUT` | `opentelemetry-otlp` | unless `ExportConfig::with_export_timeout` |
-//! | `OTEL_EXPORTER_OTLP_(TRACES_)COMPRESSION`, `_INSECURE` | `opentelemetry-otlp` | gzip/zstd features are not enabled |
+//! | `OTEL_EXPORTER_OTLP_(TRACES_)COMPRESSION` | `ExportConfig` | `gzip` or `none`; anything else is a warning (zstd is not built in) |
+//! | `OTEL_EXPORTER_OTLP_INSECURE` | `opentelemetry-otlp` | |
+//! | `OTEL_LOGS_EXPORTER` | `ExportConfig` | `otlp` / `none`; unset means no log records (the SDK's default would be `otlp`) |
+//! | `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`, `_LOGS_PROTOCOL`, `_LOGS_COMPRESSION` | `ExportConfig` | falling back to the generic variables; `/v1/logs` for HTTP |
+//! | `OTEL_EXPORTER_OTLP_LOGS_HEADERS`, `_LOGS_TIMEOUT` | `opentelemetry-otlp` | process environment, at build |
 //! | `OTEL_BSP_*` | `opentelemetry_sdk` | batch processor queue, delay, batch size |
+//! | `OTEL_BLRP_*` | `opentelemetry_sdk` | batch log record processor queue, delay, batch size |
 //! | `OTEL_SPAN_*_COUNT_LIMIT` | `opentelemetry_sdk` | span limits |
 //!
 //! The endpoint is always passed to the exporter explicitly (resolved by
@@ -44,8 +50,14 @@
 
 mod config;
 mod error;
+mod logs;
 mod provider;
 
-pub use config::{ConfigWarning, ExportConfig, ExportMode, OtlpProtocol, SamplerConfig};
+pub use config::{
+    ConfigWarning, ExportConfig, ExportMode, OtlpCompression, OtlpProtocol, SamplerConfig,
+};
 pub use error::OtlpError;
+pub use logs::OtlpLogs;
+pub(crate) use logs::{build_logger_provider, shutdown_logger_provider, OtlpLogLayer};
+pub(crate) use provider::build_counted_tracer_provider;
 pub use provider::{build_tracer_provider, shutdown_with_timeout};

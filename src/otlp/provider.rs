@@ -4,7 +4,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use opentelemetry::KeyValue;
-use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter};
@@ -12,6 +12,7 @@ use opentelemetry_sdk::Resource;
 
 use super::config::{ExportConfig, ExportMode, OtlpProtocol};
 use super::error::OtlpError;
+use crate::export_health::{HealthCounters, SignalCounters};
 
 const RUNTIME_THREAD_NAME: &str = "tracing-correlation-otlp";
 const SHUTDOWN_THREAD_NAME: &str = "tracing-correlation-otlp-shutdown";
@@ -55,6 +56,15 @@ const SHUTDOWN_THREAD_NAME: &str = "tracing-correlation-otlp-shutdown";
 /// # Ok::<(), tracing_correlation::OtlpError>(())
 /// ```
 pub fn build_tracer_provider(config: &ExportConfig) -> Result<SdkTracerProvider, OtlpError> {
+    build_counted_tracer_provider(config, &HealthCounters::default())
+}
+
+/// [`build_tracer_provider`], counting exports (and reporting failure and
+/// recovery) in `health`.
+pub(crate) fn build_counted_tracer_provider(
+    config: &ExportConfig,
+    health: &HealthCounters,
+) -> Result<SdkTracerProvider, OtlpError> {
     if config.mode() != ExportMode::Otlp {
         return Err(OtlpError::ExportNotRequested);
     }
@@ -63,6 +73,7 @@ pub fn build_tracer_provider(config: &ExportConfig) -> Result<SdkTracerProvider,
     let exporter = RuntimeBoundExporter {
         inner: Arc::new(exporter),
         runtime: Arc::new(runtime),
+        counters: Arc::clone(&health.traces),
     };
     Ok(SdkTracerProvider::builder()
         .with_span_processor(BatchSpanProcessor::builder(exporter).build())
@@ -156,6 +167,9 @@ fn build_exporter(
             if let Some(timeout) = config.export_timeout() {
                 builder = builder.with_timeout(timeout);
             }
+            if let Some(compression) = config.compression().to_otlp() {
+                builder = builder.with_compression(compression);
+            }
             builder.build()
         }
         OtlpProtocol::HttpProtobuf => {
@@ -165,6 +179,9 @@ fn build_exporter(
                 .with_endpoint(endpoint.clone());
             if let Some(timeout) = config.export_timeout() {
                 builder = builder.with_timeout(timeout);
+            }
+            if let Some(compression) = config.compression().to_otlp() {
+                builder = builder.with_compression(compression);
             }
             builder.build()
         }
@@ -176,31 +193,63 @@ fn build_exporter(
     })
 }
 
-fn build_resource(config: &ExportConfig) -> Resource {
+pub(crate) fn build_resource(config: &ExportConfig) -> Resource {
     // `Resource::builder()` would read OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES
     // from the process environment behind the lookup's back; start empty instead.
+    let instance = config
+        .resource_attributes()
+        .iter()
+        .all(|(key, _)| key != SERVICE_INSTANCE_ID)
+        .then(|| KeyValue::new(SERVICE_INSTANCE_ID, instance_id().to_owned()));
     Resource::builder_empty()
         .with_detector(Box::new(TelemetryResourceDetector))
         .with_attributes(
             config
                 .resource_attributes()
                 .iter()
-                .map(|(key, value)| KeyValue::new(key.clone(), value.clone())),
+                .map(|(key, value)| KeyValue::new(key.clone(), value.clone()))
+                .chain(instance),
         )
         .with_service_name(config.service_name().to_owned())
         .build()
 }
 
+const SERVICE_INSTANCE_ID: &str = "service.instance.id";
+
+/// This process' `service.instance.id`: a random (version 4) UUID, made
+/// once, so that every provider of the process (spans, logs) names the same
+/// instance.
+pub(crate) fn instance_id() -> &'static str {
+    static INSTANCE_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    INSTANCE_ID.get_or_init(|| {
+        let high = u64::from_be_bytes(crate::ids::new_span_id().to_bytes());
+        let low = u64::from_be_bytes(crate::ids::new_span_id().to_bytes());
+        let bits = (u128::from(high) << 64 | u128::from(low))
+            & !(0xf000_u128 << 64 | 0xc000_u128 << 48)
+            | (0x4000_u128 << 64 | 0x8000_u128 << 48);
+        let hex = format!("{bits:032x}");
+        format!(
+            "{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        )
+    })
+}
+
 /// A one-worker tokio runtime owned by the exporter; it never blocks when dropped.
 #[derive(Debug)]
-struct ExportRuntime(Option<tokio::runtime::Runtime>);
+pub(crate) struct ExportRuntime(Option<tokio::runtime::Runtime>);
 
 impl ExportRuntime {
-    fn start() -> Result<Self, OtlpError> {
+    pub(crate) fn start() -> Result<Self, OtlpError> {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .max_blocking_threads(1)
             .thread_name(RUNTIME_THREAD_NAME)
+            .on_thread_start(super::logs::mark_export_thread)
             .enable_io()
             .enable_time()
             .build()
@@ -208,7 +257,7 @@ impl ExportRuntime {
             .map_err(OtlpError::Runtime)
     }
 
-    fn handle(&self) -> Option<&tokio::runtime::Handle> {
+    pub(crate) fn handle(&self) -> Option<&tokio::runtime::Handle> {
         self.0.as_ref().map(tokio::runtime::Runtime::handle)
     }
 }
@@ -231,6 +280,7 @@ struct RuntimeBoundExporter {
     // Declared before `runtime` so that the exporter is dropped first.
     inner: Arc<opentelemetry_otlp::SpanExporter>,
     runtime: Arc<ExportRuntime>,
+    counters: Arc<SignalCounters>,
 }
 
 impl SpanExporter for RuntimeBoundExporter {
@@ -239,19 +289,23 @@ impl SpanExporter for RuntimeBoundExporter {
         batch: Vec<SpanData>,
     ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
         let inner = Arc::clone(&self.inner);
+        let counters = Arc::clone(&self.counters);
+        let items = batch.len() as u64;
         let task = self
             .runtime
             .handle()
             .map(|handle| handle.spawn(async move { inner.export(batch).await }));
         async move {
-            match task {
+            let result = match task {
                 Some(task) => task.await.unwrap_or_else(|error| {
                     Err(OTelSdkError::InternalFailure(format!(
                         "the OTLP export task failed: {error}"
                     )))
                 }),
                 None => Err(OTelSdkError::AlreadyShutdown),
-            }
+            };
+            counters.record(items, result.as_ref().copied());
+            result
         }
     }
 
@@ -269,5 +323,45 @@ impl SpanExporter for RuntimeBoundExporter {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.set_resource(resource);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_instance_id_is_one_version_4_uuid_per_process() {
+        let id = instance_id();
+        assert_eq!(id.len(), 36);
+        let groups: Vec<&str> = id.split('-').collect();
+        assert_eq!(
+            groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+        assert!(id
+            .chars()
+            .all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c)));
+        assert!(groups[2].starts_with('4'), "{id}");
+        assert!(
+            matches!(groups[3].as_bytes()[0], b'8' | b'9' | b'a' | b'b'),
+            "{id}"
+        );
+        assert_eq!(instance_id(), id);
+    }
+
+    #[test]
+    fn the_resource_gets_an_instance_id_unless_one_is_configured() {
+        let value = |config: &ExportConfig| {
+            build_resource(config)
+                .get(&opentelemetry::Key::new(SERVICE_INSTANCE_ID))
+                .map(|value| value.to_string())
+        };
+        let generated = ExportConfig::from_lookup(|_| None);
+        assert_eq!(value(&generated).as_deref(), Some(instance_id()));
+        let configured = ExportConfig::from_lookup(|name| {
+            (name == "OTEL_RESOURCE_ATTRIBUTES").then(|| "service.instance.id=pod-7".to_owned())
+        });
+        assert_eq!(value(&configured).as_deref(), Some("pod-7"));
     }
 }
