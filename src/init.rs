@@ -724,12 +724,6 @@ impl Builder {
         let span_set = SpanSet::new(spans.clone(), line_filters.clone());
 
         let mut layers: Vec<BoxedLayer> = Vec::with_capacity(outputs.len() + 2);
-        // The layers that act on spans (OpenTelemetry, correlation) decide
-        // spans by the same span set as every output: they go under the
-        // first output's filter as one layer, so each span callback pays one
-        // per-layer filter check instead of one per layer. They ignore
-        // events (the OpenTelemetry layer unless span events are on, where
-        // the first output's line filter is the one it used anyway).
         let correlation = if tracer_provider.is_some() {
             CorrelationLayer::with_opentelemetry()
         } else {
