@@ -269,8 +269,13 @@ impl Visit for SdkEvent {
     }
 }
 
+/// It sits with the first output's layers, under that output's filter, and
+/// sees every event that output sees: it keeps the SDK's warnings only.
 impl<S: Subscriber> Layer<S> for SdkDiagnostics {
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        if !is_sdk_warning(event.metadata()) {
+            return;
+        }
         let mut fields = SdkEvent::default();
         event.record(&mut fields);
         if fields.name.is_empty() {
@@ -314,38 +319,11 @@ impl<S: Subscriber> Layer<S> for SdkDiagnostics {
     }
 }
 
-/// [`SdkDiagnostics`] behind [`SdkWarnings`], ready for the stack.
-pub(crate) fn sdk_diagnostics_layer(counters: HealthCounters) -> crate::init::BoxedLayer {
-    SdkDiagnostics::new(counters)
-        .with_filter(SdkWarnings)
-        .boxed()
-}
-
-/// The filter of [`SdkDiagnostics`]: the SDK's warnings and errors only.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct SdkWarnings;
-
-impl<S> Filter<S> for SdkWarnings {
-    fn enabled(&self, metadata: &Metadata<'_>, _: &Context<'_, S>) -> bool {
-        metadata.is_event()
-            && *metadata.level() <= Level::WARN
-            && is_sdk_internal(metadata.target())
-    }
-
-    fn callsite_enabled(&self, metadata: &'static Metadata<'static>) -> Interest {
-        if metadata.is_event()
-            && *metadata.level() <= Level::WARN
-            && is_sdk_internal(metadata.target())
-        {
-            Interest::always()
-        } else {
-            Interest::never()
-        }
-    }
-
-    fn max_level_hint(&self) -> Option<LevelFilter> {
-        Some(LevelFilter::WARN)
-    }
+/// Whether `metadata` is one of the SDK's own warnings or errors, the
+/// events [`SdkDiagnostics`] handles (the first output's filter lets them
+/// through whatever its directives say).
+pub(crate) fn is_sdk_warning(metadata: &Metadata<'_>) -> bool {
+    metadata.is_event() && *metadata.level() <= Level::WARN && is_sdk_internal(metadata.target())
 }
 
 #[cfg(test)]

@@ -829,18 +829,25 @@ impl Builder {
                     .with_buffer(hook)
                     .boxed(),
             };
-            let layer = match span_layers.take() {
-                Some(span_layers) => span_layers.and_then(layer).boxed(),
-                None => layer,
+            // The first output also carries the span layers and the export
+            // health layer (the SDK's own warnings, never a line: counted
+            // and reported once), all under its filter.
+            let (layer, filter) = match span_layers.take() {
+                Some(span_layers) => (
+                    span_layers
+                        .and_then(crate::export_health::SdkDiagnostics::new(health.clone()))
+                        .and_then(layer)
+                        .boxed(),
+                    filter.with_sdk_warnings(),
+                ),
+                None => (layer, filter),
             };
-            layers.push(layer.with_filter(filter.and(NotSdkInternal)).boxed());
+            layers.push(layer.with_filter(filter).boxed());
         }
         let logger_provider = logs_output.zip(logs_lines).map(|(logs, lines)| {
             layers.push(logs.layer(SplitFilter::new(span_set.clone(), lines)));
             logs.provider
         });
-        // The SDK's own events: never a line, counted and reported once.
-        layers.push(crate::export_health::sdk_diagnostics_layer(health.clone()));
         if let Some(span_layer) = self.span_layer.take() {
             layers.push(
                 span_layer

@@ -257,6 +257,9 @@ pub(crate) struct SplitFilter {
     /// Events enabled besides the line filter's: captured for the error
     /// buffer, or raised by a request's baggage.
     extra: Option<ExtraEvents>,
+    /// Also let through the OpenTelemetry SDK's warnings (for the export
+    /// health layer that shares the first output's filter).
+    sdk_warnings: bool,
 }
 
 /// Events an output takes beyond its line filter (see `buffer.rs`,
@@ -323,6 +326,7 @@ impl SplitFilter {
             spans,
             events: None,
             extra: None,
+            sdk_warnings: false,
         }
     }
 
@@ -331,7 +335,15 @@ impl SplitFilter {
             spans,
             events: Some(events),
             extra: None,
+            sdk_warnings: false,
         }
+    }
+
+    /// Also enables the OpenTelemetry SDK's warnings and errors, whatever
+    /// the line filter says.
+    pub(crate) fn with_sdk_warnings(mut self) -> Self {
+        self.sdk_warnings = true;
+        self
     }
 
     /// Also enables `extra` events (nothing changes when it is empty).
@@ -349,6 +361,9 @@ where
         if meta.is_span() {
             self.spans.enabled(meta, cx)
         } else {
+            if self.sdk_warnings && crate::export_health::is_sdk_warning(meta) {
+                return true;
+            }
             match &self.events {
                 // A layer that ignores events: they pass.
                 None => true,
@@ -364,6 +379,9 @@ where
         if meta.is_span() {
             self.spans.callsite_enabled::<S>(meta)
         } else {
+            if self.sdk_warnings && crate::export_health::is_sdk_warning(meta) {
+                return Interest::always();
+            }
             let Some(events) = &self.events else {
                 return self.spans.events_interest::<S>(meta);
             };
@@ -397,10 +415,13 @@ where
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
         let spans = self.spans.max_level_hint::<S>()?;
-        let extra = match &self.extra {
+        let mut extra = match &self.extra {
             None => LevelFilter::OFF,
             Some(extra) => extra.max_level_hint::<S>()?,
         };
+        if self.sdk_warnings {
+            extra = extra.max(LevelFilter::WARN);
+        }
         match &self.events {
             None => Some(spans),
             Some(events) => {

@@ -166,6 +166,12 @@ where
     F: LineFormat,
 {
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        // The OpenTelemetry SDK's own diagnostics are never a line (they
+        // can be message-less, and may be emitted while its context stack
+        // is borrowed); the export health layer reports them.
+        if crate::export_health::is_sdk_internal(event.metadata().target()) {
+            return;
+        }
         // Logged by a writer while it writes: dropped and counted, never
         // formatted (it would loop, or wait on itself).
         if crate::sink::in_writer() {
