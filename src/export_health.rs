@@ -6,7 +6,8 @@
 //! crate name (`opentelemetry_sdk`, `opentelemetry-otlp`…), most without a
 //! `message`. Written as lines they are noise; exported as OTLP log records
 //! they would be telemetry about telemetry, possibly without end. So every
-//! output excludes them ([`NotSdkInternal`]), and [`SdkDiagnostics`] turns the
+//! output layer drops them (and the OTLP log layer's filter excludes them,
+//! `NotSdkInternal`), and [`SdkDiagnostics`] turns the
 //! ones that matter into counts and single reports on stderr.
 
 use std::collections::HashSet;
@@ -15,9 +16,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tracing_core::field::{Field, Visit};
-use tracing_core::subscriber::Interest;
-use tracing_core::{Event, Level, LevelFilter, Metadata, Subscriber};
-use tracing_subscriber::layer::{Context, Filter, Layer};
+#[cfg(feature = "otlp")]
+use tracing_core::{subscriber::Interest, LevelFilter};
+use tracing_core::{Event, Level, Metadata, Subscriber};
+#[cfg(feature = "otlp")]
+use tracing_subscriber::layer::Filter;
+use tracing_subscriber::layer::{Context, Layer};
 
 /// What one signal's exporter did since the guard was created.
 ///
@@ -188,10 +192,12 @@ pub(crate) fn is_sdk_internal(target: &str) -> bool {
 }
 
 /// A per-layer filter that lets through everything but the SDK's own
-/// events; decided once per callsite.
+/// events; decided once per callsite (the OTLP log layer's).
+#[cfg(feature = "otlp")]
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct NotSdkInternal;
 
+#[cfg(feature = "otlp")]
 impl<S> Filter<S> for NotSdkInternal {
     fn enabled(&self, metadata: &Metadata<'_>, _: &Context<'_, S>) -> bool {
         !is_sdk_internal(metadata.target())

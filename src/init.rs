@@ -4,14 +4,13 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_subscriber::filter::{Directive, FilterExt as _};
+use tracing_subscriber::filter::Directive;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{Layer, Registry};
 
 use std::sync::Arc;
 
-use crate::export_health::NotSdkInternal;
 use crate::output::buffer::{BufferHook, TraceBuffers};
 use crate::output::filter::{
     self, Directives, ExtraEvents, FilterError, FilterHandle, IgnoreEvents, LogRecordGate, SpanSet,
@@ -1330,7 +1329,10 @@ pub(crate) struct LogsOutput {
 impl LogsOutput {
     fn layer(&self, filter: SplitFilter) -> BoxedLayer {
         crate::otlp::OtlpLogLayer::new(&self.provider)
-            .with_filter(filter.and(NotSdkInternal))
+            .with_filter(tracing_subscriber::filter::FilterExt::and(
+                filter,
+                crate::export_health::NotSdkInternal,
+            ))
             .boxed()
     }
 }
