@@ -274,29 +274,6 @@ pub(crate) fn hex_u64(value: u64) -> Hex<16> {
     Hex::from_bytes(&value.to_be_bytes())
 }
 
-thread_local! {
-    /// The trace and span id this thread rendered last, with their hex:
-    /// consecutive lines of one span (the common case) skip the encoding.
-    static LAST_HEX: Cell<(u128, u64, Hex<32>, Hex<16>)> =
-        const { Cell::new((0, 0, Hex([b'0'; 32]), Hex([b'0'; 16]))) };
-}
-
-/// The hex of a trace id and a span id (all-zero ids encode as zeros, which
-/// is also the cache's initial state).
-pub(crate) fn hex_ids(trace: u128, span: u64) -> (Hex<32>, Hex<16>) {
-    LAST_HEX
-        .try_with(|last| {
-            let (seen_trace, seen_span, trace_hex, span_hex) = last.get();
-            if seen_trace == trace && seen_span == span {
-                return (trace_hex, span_hex);
-            }
-            let hex = (hex_u128(trace), hex_u64(span));
-            last.set((trace, span, hex.0, hex.1));
-            hex
-        })
-        .unwrap_or_else(|_| (hex_u128(trace), hex_u64(span)))
-}
-
 pub(crate) fn hex_u8(value: u8) -> Hex<2> {
     Hex::from_bytes(&[value])
 }
@@ -356,21 +333,6 @@ pub(crate) fn new_trace_id() -> TraceId {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cached_hex_follows_the_ids_asked_for() {
-        let a = (
-            0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c_u128,
-            0xb7ad_6b71_6920_3331_u64,
-        );
-        let b = (a.0, 0x00f0_67aa_0ba9_02b7_u64);
-        let c = (0xff_u128, a.1);
-        for (trace, span) in [a, a, b, a, c, (0, 0), c, (0, 0)] {
-            let (trace_hex, span_hex) = hex_ids(trace, span);
-            assert_eq!(trace_hex.as_str(), format!("{trace:032x}"));
-            assert_eq!(span_hex.as_str(), format!("{span:016x}"));
-        }
-    }
 
     #[test]
     fn hex_forms_match_opentelemetry_display() {

@@ -182,14 +182,11 @@ impl RenderedKeys {
         out.write_str(&self.trace)?;
         if self.decimal {
             out.write_str(itoa::Buffer::new().format(trace as u64))?;
-            out.write_str(&self.span)?;
-            self.write_span_id(out, span)?;
         } else {
-            let (trace_hex, span_hex) = crate::ids::hex_ids(trace, span);
-            out.write_str(&trace_hex)?;
-            out.write_str(&self.span)?;
-            out.write_str(&span_hex)?;
+            out.write_str(&crate::ids::hex_u128(trace))?;
         }
+        out.write_str(&self.span)?;
+        self.write_span_id(out, span)?;
         match &self.flags {
             None => out.write_str("\""),
             Some(key) if self.boolean_flags => {
