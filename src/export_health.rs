@@ -18,10 +18,9 @@ use std::sync::{Arc, Mutex};
 use tracing_core::field::{Field, Visit};
 #[cfg(feature = "otlp")]
 use tracing_core::{subscriber::Interest, LevelFilter};
-use tracing_core::{Event, Level, Metadata, Subscriber};
+use tracing_core::{Event, Level, Metadata};
 #[cfg(feature = "otlp")]
-use tracing_subscriber::layer::Filter;
-use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::layer::{Context, Filter};
 
 /// What one signal's exporter did since the guard was created.
 ///
@@ -275,10 +274,10 @@ impl Visit for SdkEvent {
     }
 }
 
-/// It sits with the first output's layers, under that output's filter, and
-/// sees every event that output sees: it keeps the SDK's warnings only.
-impl<S: Subscriber> Layer<S> for SdkDiagnostics {
-    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+/// The first output layer hands it the SDK's own events (it already tells
+/// them apart, to keep them off its lines); it keeps the warnings only.
+impl SdkDiagnostics {
+    pub(crate) fn on_event(&self, event: &Event<'_>) {
         if !is_sdk_warning(event.metadata()) {
             return;
         }

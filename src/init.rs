@@ -793,6 +793,8 @@ impl Builder {
             .iter()
             .map(|c| c.as_ref().map(|(_, b)| b.clone()))
             .collect();
+        // On the first output only, like the gate.
+        let mut sdk_diagnostics = Some(crate::export_health::SdkDiagnostics::new(health.clone()));
         let mut sinks = Vec::with_capacity(outputs.len());
         for ((output, lines), capture) in outputs.into_iter().zip(&line_filters).zip(captures) {
             let format = output.format.unwrap_or(env_format);
@@ -821,22 +823,22 @@ impl Builder {
                     OutputLayer::new(json, sink, gate.take())
                         .with_span_lines(span_lines, lines.clone())
                         .with_buffer(hook)
+                        .with_sdk_diagnostics(sdk_diagnostics.take())
                         .boxed()
                 }
                 OutputFormat::Pretty => OutputLayer::new(PrettyFormat::new(), sink, gate.take())
                     .with_span_lines(span_lines, lines.clone())
                     .with_buffer(hook)
+                    .with_sdk_diagnostics(sdk_diagnostics.take())
                     .boxed(),
             };
-            // The first output also carries the span layers and the export
-            // health layer (the SDK's own warnings, never a line: counted
-            // and reported once), all under its filter.
+            // The first output also carries the span layers, under its
+            // filter, which also lets the SDK's warnings through: its layer
+            // hands them to the export health (never a line: counted and
+            // reported once).
             let (layer, filter) = match span_layers.take() {
                 Some(span_layers) => (
-                    span_layers
-                        .and_then(crate::export_health::SdkDiagnostics::new(health.clone()))
-                        .and_then(layer)
-                        .boxed(),
+                    span_layers.and_then(layer).boxed(),
                     filter.with_sdk_warnings(),
                 ),
                 None => (layer, filter),

@@ -75,6 +75,9 @@ pub(crate) struct OutputLayer<F> {
     lines: Option<Swappable>,
     /// Error-triggered buffering, when this output has it (`buffer.rs`).
     buffer: Option<super::buffer::BufferHook>,
+    /// On the first output only: takes the OpenTelemetry SDK's warnings,
+    /// which that output's filter lets through.
+    sdk: Option<crate::export_health::SdkDiagnostics>,
 }
 
 impl<F> fmt::Debug for OutputLayer<F> {
@@ -92,7 +95,17 @@ impl<F: LineFormat> OutputLayer<F> {
             span_lines: SpanLines::NONE,
             lines: None,
             buffer: None,
+            sdk: None,
         }
+    }
+
+    /// Hands the SDK's own warnings to `sdk` (export health).
+    pub(crate) fn with_sdk_diagnostics(
+        mut self,
+        sdk: Option<crate::export_health::SdkDiagnostics>,
+    ) -> Self {
+        self.sdk = sdk;
+        self
     }
 
     /// Keeps the lines `buffer` captures until their trace fails.
@@ -168,8 +181,11 @@ where
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         // The OpenTelemetry SDK's own diagnostics are never a line (they
         // can be message-less, and may be emitted while its context stack
-        // is borrowed); the export health layer reports them.
+        // is borrowed); the export health reports its warnings.
         if crate::export_health::is_sdk_internal(event.metadata().target()) {
+            if let Some(sdk) = &self.sdk {
+                sdk.on_event(event);
+            }
             return;
         }
         // Logged by a writer while it writes: dropped and counted, never
