@@ -546,6 +546,10 @@ impl Shared {
         timeout: Option<Duration>,
     ) -> MutexGuard<'a, State> {
         state.progress_waiters += 1;
+        if state.worker_lingering {
+            // Someone waits for the lines: stop gathering and write them.
+            self.work.notify_one();
+        }
         let mut state = match timeout {
             Some(timeout) => {
                 self.progress
@@ -567,7 +571,7 @@ impl Shared {
         let mut state = lock(&self.state);
         if state.phase == Phase::Running {
             state.phase = Phase::Closing;
-            if std::mem::replace(&mut state.worker_idle, false) {
+            if std::mem::replace(&mut state.worker_idle, false) || state.worker_lingering {
                 drop(state);
                 self.work.notify_one();
             }
@@ -634,19 +638,35 @@ impl Shared {
         let mut back: Vec<u8> = Vec::with_capacity(self.capacity);
         self.back_capacity.store(back.capacity(), Ordering::Release);
         let mut report_line = String::new();
+        // Whether the last turn wrote a batch: lines are then still coming,
+        // and the next batch is gathered for up to `LINGER` (or until the
+        // buffer is half full) rather than taken at once. Taking it at once
+        // makes a worker faster than its producers (a target like
+        // /dev/null) write a few lines per call, contending for the lock
+        // with every producer and using a core of its own.
+        let mut streaming = false;
         loop {
             let mut state = lock(&self.state);
             let mut lingered = false;
-            while state.phase == Phase::Running
-                && state.front.is_empty()
-                && state.unreported_drops == 0
-            {
+            loop {
+                let empty = state.front.is_empty() && state.unreported_drops == 0;
+                let waited_on =
+                    state.space_waiters > 0 || state.progress_waiters > 0 || state.big_waiters > 0;
+                let gather = streaming
+                    && !lingered
+                    && !waited_on
+                    && state.unreported_drops == 0
+                    && state.front.len() < self.capacity / 2;
+                if state.phase != Phase::Running || !(empty || gather) {
+                    break;
+                }
                 if lingered {
                     state.worker_idle = true;
                     state = self
                         .work
                         .wait(state)
                         .unwrap_or_else(PoisonError::into_inner);
+                    streaming = false;
                 } else {
                     state.worker_lingering = true;
                     state = self
@@ -670,6 +690,7 @@ impl Shared {
                 self.notify(space, progress);
                 return;
             }
+            streaming = true;
             std::mem::swap(&mut state.front, &mut back);
             let lines = std::mem::take(&mut state.front_lines);
             let drops = std::mem::take(&mut state.unreported_drops);

@@ -842,6 +842,27 @@ fn a_busy_worker_is_not_woken_for_every_line() {
 }
 
 #[test]
+fn a_worker_faster_than_its_producer_gathers_batches() {
+    // A target as fast as /dev/null: the worker must not take the queue a
+    // few lines at a time (each take contends with the producer for the
+    // lock, and the worker then needs a core of its own).
+    let memory = Memory::default();
+    let sink = LineSink::new(memory.target(), WriteMode::Block, 1 << 16, DropReport::Json);
+    let handed = 20_000;
+    let line = make_line(0, 0, 60);
+    for _ in 0..handed {
+        sink.write_line(&line);
+    }
+    assert!(sink.flush(Duration::from_secs(30)));
+    assert_eq!(memory.line_count(), handed);
+    let writes = memory.writes.load(Ordering::SeqCst);
+    // 1.2 MB through a 64 KiB buffer: about 40 batches of half the buffer
+    // when gathered (at most one more per millisecond the producer takes);
+    // a worker that takes whatever is there makes thousands.
+    assert!(writes < handed / 20, "{writes} writes for {handed} lines");
+}
+
+#[test]
 fn without_a_worker_thread_it_writes_directly() {
     for mode in [WriteMode::Block, WriteMode::Drop] {
         let memory = Memory::default();
