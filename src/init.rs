@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::output::buffer::{BufferHook, TraceBuffers};
 use crate::output::filter::{
     self, Directives, ExtraEvents, FilterError, FilterHandle, IgnoreEvents, LogRecordGate, SpanSet,
-    SplitFilter, Swappable, DEFAULT_SPANS, SPANS_ENV,
+    SplitFilter, GlobalFilter, Swappable, DEFAULT_SPANS, SPANS_ENV,
 };
 use crate::output::layer::OutputLayer;
 use crate::output::verbosity::{RaiseGate, Verbosity, VerbosityLayer};
@@ -796,6 +796,16 @@ impl Builder {
         // On the first output only, like the gate.
         let mut sdk_diagnostics = Some(crate::export_health::SdkDiagnostics::new(health.clone()));
         let mut sinks = Vec::with_capacity(outputs.len());
+        // One output and nothing else in the stack: its filter decides for
+        // the whole subscriber (see `GlobalFilter`), as cheaply as a global
+        // filter. A raise keeps the per-layer filters its gate relies on.
+        let alone = outputs.len() == 1
+            && logs_output.is_none()
+            && self.span_layer.is_none()
+            && self.layers.is_empty()
+            && !self.otel_span_events
+            && raise.is_none();
+        let mut global = None;
         for ((output, lines), capture) in outputs.into_iter().zip(&line_filters).zip(captures) {
             let format = output.format.unwrap_or(env_format);
             let mode = output.write_mode();
@@ -843,7 +853,12 @@ impl Builder {
                 ),
                 None => (layer, filter),
             };
-            layers.push(layer.with_filter(filter).boxed());
+            if alone {
+                global = Some(GlobalFilter(filter));
+                layers.push(layer);
+            } else {
+                layers.push(layer.with_filter(filter).boxed());
+            }
         }
         let logger_provider = logs_output.zip(logs_lines).map(|(logs, lines)| {
             layers.push(logs.layer(SplitFilter::new(span_set.clone(), lines)));
@@ -861,11 +876,12 @@ impl Builder {
         let subscriber = tracing_subscriber::registry().with(layers);
         // With a raise, a gate in front refuses cheaply the events only a
         // raise could enable on threads in no raised span.
-        let dispatch = match &raise {
-            Some(raise) => {
+        let dispatch = match (global, &raise) {
+            (Some(global), _) => tracing::Dispatch::new(subscriber.with(global)),
+            (None, Some(raise)) => {
                 tracing::Dispatch::new(RaiseGate::new(subscriber, raise.clone(), gate_filters))
             }
-            None => tracing::Dispatch::new(subscriber),
+            (None, None) => tracing::Dispatch::new(subscriber),
         };
         let guard = LoggingGuard {
             provider: tracer_provider,

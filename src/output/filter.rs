@@ -471,6 +471,58 @@ where
     }
 }
 
+/// An output's [`SplitFilter`] applied to the whole subscriber, for a stack
+/// in which that output (with the span layers it carries) is the only
+/// consumer of spans and events: per-layer filtering would then decide
+/// exactly what a global filter decides, at a price on every span callback
+/// (a registry lookup of the span's filter map per layer callback) and on
+/// every event (the per-layer filter state). Used by `Builder::build` for a
+/// single output with no other layers; anything more keeps the per-layer
+/// filters.
+#[derive(Debug)]
+pub(crate) struct GlobalFilter(pub(crate) SplitFilter);
+
+impl<S> tracing_subscriber::Layer<S> for GlobalFilter
+where
+    S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        Filter::<S>::callsite_enabled(&self.0, metadata)
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>, ctx: Context<'_, S>) -> bool {
+        Filter::<S>::enabled(&self.0, metadata, &ctx)
+    }
+
+    fn event_enabled(&self, event: &Event<'_>, ctx: Context<'_, S>) -> bool {
+        Filter::<S>::event_enabled(&self.0, event, &ctx)
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Filter::<S>::max_level_hint(&self.0)
+    }
+
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        Filter::<S>::on_new_span(&self.0, attrs, id, ctx);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        Filter::<S>::on_record(&self.0, id, values, ctx);
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        Filter::<S>::on_enter(&self.0, id, ctx);
+    }
+
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        Filter::<S>::on_exit(&self.0, id, ctx);
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        Filter::<S>::on_close(&self.0, id, ctx);
+    }
+}
+
 /// Tells the log bridge exactly whether any output writes a record.
 ///
 /// With per-layer filters, `Dispatch::enabled` answers `true` for metadata
