@@ -21,22 +21,25 @@ const SPAN_KEYS: usize = 4;
 const INLINE_FIELDS: usize = 4;
 
 /// Where one field's member sits in [`SpanFields::members`].
+///
+/// Small (12 bytes): a span's data is moved a few times while it is created.
 #[derive(Clone, Copy, Default)]
 struct Member {
-    /// The field's position in its field set: a field recorded again
-    /// replaces exactly its own member, whatever key it was given.
-    index: usize,
-    name: &'static str,
+    start: u32,
+    end: u32,
+    /// The field's position in its field set (at most 32 fields): a field
+    /// recorded again replaces exactly its own member, whatever key it was
+    /// given. Its name is the field set's.
+    index: u8,
     depth: u8,
     /// The depth of the `<name>.chain` key an error field also claimed.
     chain: Option<u8>,
-    start: u32,
-    end: u32,
 }
 
 /// A span's name and fields as JSON object members, ready to splice.
 pub(crate) struct SpanFields {
-    name: &'static str,
+    /// The span's callsite: its name, and its field set (the members' names).
+    metadata: &'static tracing_core::Metadata<'static>,
     /// `name` needs no escaping (decided once, at creation).
     clean_name: bool,
     /// `,"key":value` for each recorded field, in recording order.
@@ -50,9 +53,13 @@ pub(crate) struct SpanFields {
 
 impl SpanFields {
     pub(crate) fn new(attrs: &Attributes<'_>) -> Self {
+        Self::with_fast_path(attrs, true)
+    }
+
+    fn with_fast_path(attrs: &Attributes<'_>, fast: bool) -> Self {
         let field_count = attrs.fields().len();
         let mut this = Self {
-            name: attrs.metadata().name(),
+            metadata: attrs.metadata(),
             clean_name: !super::escape::may_need_escape(attrs.metadata().name().as_bytes()),
             // Typical fields fit inline: creating a span allocates nothing
             // for them.
@@ -64,7 +71,8 @@ impl SpanFields {
         if field_count > 0 {
             // A new span has no members yet: one key set serves every field,
             // and most field sets need no checking at all.
-            let mut keys = if plain_names(attrs.metadata().fields()) {
+            let plain = fast && plain_names(attrs.metadata().fields());
+            let mut keys = if plain {
                 KeySet::<SPAN_KEYS>::unchecked_clean()
             } else {
                 KeySet::<SPAN_KEYS>::new(RESERVED)
@@ -72,6 +80,7 @@ impl SpanFields {
             attrs.record(&mut Recorder {
                 fields: &mut this,
                 keys: Some(&mut keys),
+                plain,
             });
         }
         this
@@ -82,6 +91,7 @@ impl SpanFields {
         values.record(&mut Recorder {
             fields: self,
             keys: None,
+            plain: false,
         });
         // After the change, while the caller still holds the span's write
         // lock: a span list rendered from the old fields carries an older
@@ -93,9 +103,9 @@ impl SpanFields {
     pub(crate) fn write_members<W: Write + ?Sized>(&self, out: &mut W) -> fmt::Result {
         out.write_str("\"name\":\"")?;
         if self.clean_name {
-            out.write_str(self.name)?;
+            out.write_str(self.metadata.name())?;
         } else {
-            write_escaped(out, self.name)?;
+            write_escaped(out, self.metadata.name())?;
         }
         out.write_str("\"")?;
         out.write_str(self.members.as_str())
@@ -115,7 +125,7 @@ impl SpanFields {
     }
 
     fn remove_existing(&mut self, index: usize) {
-        let Some(at) = self.index().position(|m| m.index == index) else {
+        let Some(at) = self.index().position(|m| usize::from(m.index) == index) else {
             return;
         };
         let mut all: Vec<Member> = self.index().copied().collect();
@@ -218,26 +228,68 @@ impl MemberText {
     }
 }
 
-impl Write for MemberText {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
+impl MemberText {
+    /// Appends each of `parts`, in order (one bounds check for all of them
+    /// while the text stays inline).
+    fn append(&mut self, parts: &[&str]) {
         match self {
             Self::Inline { bytes, len } => {
-                let at = usize::from(*len);
-                let end = at + s.len();
+                let mut at = usize::from(*len);
+                let end = at + parts.iter().map(|p| p.len()).sum::<usize>();
                 if end <= INLINE_TEXT {
-                    bytes[at..end].copy_from_slice(s.as_bytes());
+                    for part in parts {
+                        bytes[at..at + part.len()].copy_from_slice(part.as_bytes());
+                        at += part.len();
+                    }
                     // `end` ≤ 96 fits a `u8`.
                     *len = u8::try_from(end).unwrap_or(u8::MAX);
                 } else {
                     let mut text = String::with_capacity(end.max(2 * INLINE_TEXT));
                     text.push_str(self.as_str());
-                    text.push_str(s);
+                    parts.iter().for_each(|part| text.push_str(part));
                     *self = Self::Heap(text);
                 }
-                Ok(())
             }
-            Self::Heap(text) => text.write_str(s),
+            Self::Heap(text) => parts.iter().for_each(|part| text.push_str(part)),
         }
+    }
+}
+
+impl MemberText {
+    /// Appends `,"name":value`, with `value` between quotes when `quoted`
+    /// (`name` and `value` need no escaping): the fixed bytes are stored one
+    /// by one, so only `name` and `value` cost a copy each.
+    fn append_member(&mut self, name: &str, quoted: bool, value: &str) {
+        if let Self::Inline { bytes, len } = self {
+            let at = usize::from(*len);
+            let quotes = usize::from(quoted);
+            let end = at + name.len() + value.len() + 4 + 2 * quotes;
+            if end <= INLINE_TEXT {
+                let value_at = at + 4 + name.len() + quotes;
+                bytes[at] = b',';
+                bytes[at + 1] = b'"';
+                bytes[at + 2..at + 2 + name.len()].copy_from_slice(name.as_bytes());
+                bytes[value_at - 2 - quotes] = b'"';
+                bytes[value_at - 1 - quotes] = b':';
+                if quoted {
+                    bytes[value_at - 1] = b'"';
+                    bytes[end - 1] = b'"';
+                }
+                bytes[value_at..value_at + value.len()].copy_from_slice(value.as_bytes());
+                // `end` ≤ 96 fits a `u8`.
+                *len = u8::try_from(end).unwrap_or(u8::MAX);
+                return;
+            }
+        }
+        let quote = if quoted { "\"" } else { "" };
+        self.append(&[",\"", name, "\":", quote, value, quote]);
+    }
+}
+
+impl Write for MemberText {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.append(&[s]);
+        Ok(())
     }
 }
 
@@ -268,9 +320,35 @@ struct Recorder<'a, 'k> {
     /// Shared across the fields of a new span; `None` when recording into an
     /// existing span, whose keys are rebuilt per field.
     keys: Option<&'a mut KeySet<'k, SPAN_KEYS>>,
+    /// A new span whose field names need no checking or escaping
+    /// ([`plain_names`]): a field with a number, a boolean or a string with
+    /// nothing to escape is appended as `,"name":value` in one go.
+    plain: bool,
 }
 
 impl Recorder<'_, '_> {
+    /// Appends `,"name":` and `value` (between quotes when `quoted`) as one
+    /// member; only for a [`Recorder::plain`] recorder.
+    fn plain_member(&mut self, field: &Field, quoted: bool, value: &str) {
+        let fields = &mut *self.fields;
+        let start = fields.members.len();
+        fields.members.append_member(field.name(), quoted, value);
+        match (
+            u32::try_from(start),
+            u32::try_from(fields.members.len()),
+            u8::try_from(field.index()),
+        ) {
+            (Ok(start), Ok(end), Ok(index)) => fields.push(Member {
+                start,
+                end,
+                index,
+                depth: 0,
+                chain: None,
+            }),
+            _ => fields.members.truncate(start),
+        }
+    }
+
     fn member(
         &mut self,
         field: &Field,
@@ -282,10 +360,14 @@ impl Recorder<'_, '_> {
         } else {
             self.fields.remove_existing(field.index());
             rebuilt = KeySet::<SPAN_KEYS>::new(RESERVED);
+            let names = self.fields.metadata.fields();
             for member in self.fields.index() {
-                rebuilt.insert_claimed(member.name, member.depth);
+                let Some(name) = names.iter().nth(usize::from(member.index)) else {
+                    continue;
+                };
+                rebuilt.insert_claimed(name.name(), member.depth);
                 if let Some(depth) = member.chain {
-                    rebuilt.insert_suffixed(member.name, depth, CHAIN_SUFFIX);
+                    rebuilt.insert_suffixed(name.name(), depth, CHAIN_SUFFIX);
                 }
             }
             &mut rebuilt
@@ -302,14 +384,14 @@ impl Recorder<'_, '_> {
             depth,
             u32::try_from(start),
             u32::try_from(fields.members.len()),
+            u8::try_from(field.index()),
         ) {
-            (Ok(()), Some(depth), Ok(start), Ok(end)) => fields.push(Member {
-                index: field.index(),
-                name: field.name(),
-                depth,
-                chain,
+            (Ok(()), Some(depth), Ok(start), Ok(end), Ok(index)) => fields.push(Member {
                 start,
                 end,
+                index,
+                depth,
+                chain,
             }),
             _ => fields.members.truncate(start),
         }
@@ -321,10 +403,18 @@ impl Visit for Recorder<'_, '_> {
         self.member(field, |v| v.record_f64(field, value));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.member(field, |v| v.record_i64(field, value));
+        if self.plain {
+            self.plain_member(field, false, itoa::Buffer::new().format(value));
+        } else {
+            self.member(field, |v| v.record_i64(field, value));
+        }
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.member(field, |v| v.record_u64(field, value));
+        if self.plain {
+            self.plain_member(field, false, itoa::Buffer::new().format(value));
+        } else {
+            self.member(field, |v| v.record_u64(field, value));
+        }
     }
     fn record_i128(&mut self, field: &Field, value: i128) {
         self.member(field, |v| v.record_i128(field, value));
@@ -333,15 +423,92 @@ impl Visit for Recorder<'_, '_> {
         self.member(field, |v| v.record_u128(field, value));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.member(field, |v| v.record_bool(field, value));
+        if self.plain {
+            self.plain_member(field, false, if value { "true" } else { "false" });
+        } else {
+            self.member(field, |v| v.record_bool(field, value));
+        }
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.member(field, |v| v.record_str(field, value));
+        if self.plain && !super::escape::may_need_escape(value.as_bytes()) {
+            self.plain_member(field, true, value);
+        } else {
+            self.member(field, |v| v.record_str(field, value));
+        }
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         self.member(field, |v| v.record_error(field, value));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.member(field, |v| v.record_debug(field, value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use tracing_core::span::{Attributes, Id, Record};
+    use tracing_core::{Event, Metadata, Subscriber};
+
+    use super::SpanFields;
+
+    /// Renders each new span's fields with and without the fast path.
+    #[derive(Default)]
+    struct BothPaths(Mutex<Vec<(String, String)>>);
+
+    impl Subscriber for BothPaths {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, attrs: &Attributes<'_>) -> Id {
+            let render = |fields: SpanFields| {
+                let mut text = String::new();
+                fields.write_members(&mut text).unwrap();
+                text
+            };
+            let fast = render(SpanFields::with_fast_path(attrs, true));
+            let general = render(SpanFields::with_fast_path(attrs, false));
+            self.0.lock().unwrap().push((fast, general));
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, _: &Event<'_>) {}
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    #[test]
+    fn the_fast_path_renders_exactly_what_the_general_one_does() {
+        let both = std::sync::Arc::new(BothPaths::default());
+        let long = "x".repeat(150);
+        tracing::subscriber::with_default(both.clone(), || {
+            let _ = tracing::info_span!("numbers", a = 1_i64, b = -5, c = u64::MAX, d = i64::MIN);
+            let _ = tracing::info_span!("flags", yes = true, no = false);
+            let _ = tracing::info_span!("strings", plain = "GET", path = "/orders/42");
+            let _ = tracing::info_span!("escaped", quote = "say \"hi\"", nl = "a\nb", ctl = "\u{1}");
+            let _ = tracing::info_span!("unicode", text = "caf\u{e9} \u{1F600}");
+            let _ = tracing::info_span!("long", first = long.as_str(), second = 7, third = long.as_str());
+            let _ = tracing::info_span!("mixed", n = 1, f = 1.5, dbg = ?vec![1, 2], s = "ok");
+            let _ = tracing::info_span!("empty", e = "");
+            let _ = tracing::info_span!("declared", later = tracing::field::Empty, now = 3);
+        });
+        let rendered = both.0.lock().unwrap();
+        assert_eq!(rendered.len(), 9);
+        for (fast, general) in rendered.iter() {
+            assert_eq!(fast, general);
+        }
+        assert_eq!(
+            rendered[0].0,
+            r#""name":"numbers","a":1,"b":-5,"c":18446744073709551615,"d":-9223372036854775808"#
+        );
+        assert_eq!(rendered[2].0, r#""name":"strings","plain":"GET","path":"/orders/42""#);
+        assert_eq!(rendered[3].0, r#""name":"escaped","quote":"say \"hi\"","nl":"a\nb","ctl":"\u0001""#);
+        assert_eq!(
+            rendered[5].0,
+            format!(r#""name":"long","first":"{long}","second":7,"third":"{long}""#)
+        );
+        assert_eq!(rendered[8].0, r#""name":"declared","now":3"#);
     }
 }
