@@ -350,7 +350,12 @@ where
                 let at = stack
                     .iter()
                     .rposition(|(i, entered, _)| *i == instance && entered == id)?;
-                Some(stack.remove(at))
+                // Exits usually come in order: the last entry.
+                if at + 1 == stack.len() {
+                    stack.pop()
+                } else {
+                    Some(stack.remove(at))
+                }
             })
             .ok()
             .flatten();
