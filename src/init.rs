@@ -854,8 +854,7 @@ impl Builder {
                 None => (layer, filter),
             };
             if alone {
-                global = Some(GlobalFilter(filter));
-                layers.push(layer);
+                global = Some(GlobalFilter::new(filter, layer));
             } else {
                 layers.push(layer.with_filter(filter).boxed());
             }
@@ -873,15 +872,16 @@ impl Builder {
         }
         layers.append(&mut self.layers);
 
-        let subscriber = tracing_subscriber::registry().with(layers);
         // With a raise, a gate in front refuses cheaply the events only a
         // raise could enable on threads in no raised span.
         let dispatch = match (global, &raise) {
-            (Some(global), _) => tracing::Dispatch::new(subscriber.with(global)),
-            (None, Some(raise)) => {
-                tracing::Dispatch::new(RaiseGate::new(subscriber, raise.clone(), gate_filters))
-            }
-            (None, None) => tracing::Dispatch::new(subscriber),
+            (Some(global), _) => tracing::Dispatch::new(tracing_subscriber::registry().with(global)),
+            (None, Some(raise)) => tracing::Dispatch::new(RaiseGate::new(
+                tracing_subscriber::registry().with(layers),
+                raise.clone(),
+                gate_filters,
+            )),
+            (None, None) => tracing::Dispatch::new(tracing_subscriber::registry().with(layers)),
         };
         let guard = LoggingGuard {
             provider: tracer_provider,

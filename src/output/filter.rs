@@ -4,7 +4,7 @@
 //! [`FilterHandle`].
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -59,7 +59,44 @@ impl Directives {
 /// first, then the flag; an `EnvFilter` told of a span it never saw created
 /// ignores it, so the order between the two is harmless.
 #[derive(Clone)]
-pub(crate) struct Swappable(Arc<ArcSwap<Directives>>, Arc<AtomicBool>);
+pub(crate) struct Swappable(Arc<ArcSwap<Directives>>, Arc<DynamicFlag>);
+
+/// Swappables in the process whose directives need span callbacks: while
+/// none does, every span callback of every filter returns after one load.
+static DYNAMIC_FILTERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether one swappable's directives need span callbacks, counted in
+/// [`DYNAMIC_FILTERS`] while set.
+struct DynamicFlag(AtomicBool);
+
+impl DynamicFlag {
+    fn new(dynamic: bool) -> Self {
+        let flag = Self(AtomicBool::new(false));
+        flag.set(dynamic);
+        flag
+    }
+
+    fn set(&self, dynamic: bool) {
+        if self.0.swap(dynamic, Ordering::AcqRel) != dynamic {
+            if dynamic {
+                DYNAMIC_FILTERS.fetch_add(1, Ordering::AcqRel);
+            } else {
+                DYNAMIC_FILTERS.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    }
+}
+
+impl Drop for DynamicFlag {
+    fn drop(&mut self) {
+        self.set(false);
+    }
+}
+
+/// `false` when no filter of the process needs span callbacks.
+fn any_dynamic() -> bool {
+    DYNAMIC_FILTERS.load(Ordering::Acquire) > 0
+}
 
 impl fmt::Debug for Swappable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -71,13 +108,18 @@ impl fmt::Debug for Swappable {
 
 impl Swappable {
     pub(crate) fn new(directives: Directives) -> Self {
-        let dynamic = Arc::new(AtomicBool::new(directives.dynamic()));
+        let dynamic = Arc::new(DynamicFlag::new(directives.dynamic()));
         Self(Arc::new(ArcSwap::from_pointee(directives)), dynamic)
     }
 
     /// The `EnvFilter`, when span callbacks matter to it.
     fn tracking_spans(&self) -> Option<arc_swap::Guard<Arc<Directives>>> {
-        self.1.load(Ordering::Acquire).then(|| self.0.load())
+        self.is_dynamic().then(|| self.0.load())
+    }
+
+    /// Whether span callbacks matter to the current directives.
+    fn is_dynamic(&self) -> bool {
+        self.1 .0.load(Ordering::Acquire)
     }
 
     /// Whether these directives enable `meta` (a span's own metadata, for
@@ -130,7 +172,7 @@ impl Swappable {
     fn store(&self, directives: Directives) {
         let dynamic = directives.dynamic();
         self.0.store(Arc::new(directives));
-        self.1.store(dynamic, Ordering::Release);
+        self.1.set(dynamic);
     }
 }
 
@@ -353,6 +395,17 @@ impl SplitFilter {
     }
 }
 
+impl SplitFilter {
+    /// Whether any of its directives needs span callbacks (span or field
+    /// directives): a few atomic loads, checked before anything else on
+    /// every span callback.
+    fn tracks_spans(&self) -> bool {
+        any_dynamic()
+            && self.spans.all().any(Swappable::is_dynamic)
+            || self.events.as_ref().is_some_and(Swappable::is_dynamic)
+    }
+}
+
 impl<S> Filter<S> for SplitFilter
 where
     S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
@@ -431,6 +484,9 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if !self.tracks_spans() {
+            return;
+        }
         self.spans
             .for_each(|f| Filter::<S>::on_new_span(f, attrs, id, ctx.clone()));
         if let Some(directives) = self.events.as_ref().and_then(Swappable::tracking_spans) {
@@ -439,6 +495,9 @@ where
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        if !self.tracks_spans() {
+            return;
+        }
         self.spans
             .for_each(|f| Filter::<S>::on_record(f, id, values, ctx.clone()));
         if let Some(directives) = self.events.as_ref().and_then(Swappable::tracking_spans) {
@@ -447,6 +506,9 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        if !self.tracks_spans() {
+            return;
+        }
         self.spans
             .for_each(|f| Filter::<S>::on_enter(f, id, ctx.clone()));
         if let Some(directives) = self.events.as_ref().and_then(Swappable::tracking_spans) {
@@ -455,6 +517,9 @@ where
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        if !self.tracks_spans() {
+            return;
+        }
         self.spans
             .for_each(|f| Filter::<S>::on_exit(f, id, ctx.clone()));
         if let Some(directives) = self.events.as_ref().and_then(Swappable::tracking_spans) {
@@ -463,6 +528,9 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        if !self.tracks_spans() {
+            return;
+        }
         self.spans
             .for_each(|f| Filter::<S>::on_close(f, id.clone(), ctx.clone()));
         if let Some(directives) = self.events.as_ref().and_then(Swappable::tracking_spans) {
@@ -471,55 +539,112 @@ where
     }
 }
 
-/// An output's [`SplitFilter`] applied to the whole subscriber, for a stack
-/// in which that output (with the span layers it carries) is the only
-/// consumer of spans and events: per-layer filtering would then decide
-/// exactly what a global filter decides, at a price on every span callback
-/// (a registry lookup of the span's filter map per layer callback) and on
-/// every event (the per-layer filter state). Used by `Builder::build` for a
-/// single output with no other layers; anything more keeps the per-layer
-/// filters.
-#[derive(Debug)]
-pub(crate) struct GlobalFilter(pub(crate) SplitFilter);
+/// An output's layer (with the span layers it carries) and its
+/// [`SplitFilter`] as the whole subscriber's only layer, the filter deciding
+/// globally: for a stack in which that output is the only consumer of spans
+/// and events, per-layer filtering decides exactly what a global filter
+/// decides, at a price on every span callback (a registry lookup of the
+/// span's filter map per layer callback) and every event (the per-layer
+/// filter state). Being the only layer (no `Vec` of layers, one `Layered`)
+/// also saves a walk of every layer's `downcast_raw` per `Layered` level on
+/// each span close. Used by `Builder::build` for a single output with no
+/// other layers; anything more keeps the per-layer filters.
+pub(crate) struct GlobalFilter<L> {
+    filter: SplitFilter,
+    layer: L,
+}
 
-impl<S> tracing_subscriber::Layer<S> for GlobalFilter
+impl<L> GlobalFilter<L> {
+    pub(crate) fn new(filter: SplitFilter, layer: L) -> Self {
+        Self { filter, layer }
+    }
+}
+
+impl<L> fmt::Debug for GlobalFilter<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GlobalFilter")
+            .field("filter", &self.filter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<L, S> tracing_subscriber::Layer<S> for GlobalFilter<L>
 where
+    L: tracing_subscriber::Layer<S>,
     S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
+    fn on_register_dispatch(&self, subscriber: &tracing_core::Dispatch) {
+        self.layer.on_register_dispatch(subscriber);
+    }
+
+    fn on_layer(&mut self, subscriber: &mut S) {
+        self.layer.on_layer(subscriber);
+    }
+
     fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
-        Filter::<S>::callsite_enabled(&self.0, metadata)
+        Filter::<S>::callsite_enabled(&self.filter, metadata)
     }
 
     fn enabled(&self, metadata: &Metadata<'_>, ctx: Context<'_, S>) -> bool {
-        Filter::<S>::enabled(&self.0, metadata, &ctx)
+        Filter::<S>::enabled(&self.filter, metadata, &ctx)
     }
 
     fn event_enabled(&self, event: &Event<'_>, ctx: Context<'_, S>) -> bool {
-        Filter::<S>::event_enabled(&self.0, event, &ctx)
+        Filter::<S>::event_enabled(&self.filter, event, &ctx)
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
-        Filter::<S>::max_level_hint(&self.0)
+        Filter::<S>::max_level_hint(&self.filter)
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        Filter::<S>::on_new_span(&self.0, attrs, id, ctx);
+        Filter::<S>::on_new_span(&self.filter, attrs, id, ctx.clone());
+        self.layer.on_new_span(attrs, id, ctx);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        Filter::<S>::on_record(&self.0, id, values, ctx);
+        Filter::<S>::on_record(&self.filter, id, values, ctx.clone());
+        self.layer.on_record(id, values, ctx);
+    }
+
+    fn on_follows_from(&self, span: &Id, follows: &Id, ctx: Context<'_, S>) {
+        self.layer.on_follows_from(span, follows, ctx);
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        self.layer.on_event(event, ctx);
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        Filter::<S>::on_enter(&self.0, id, ctx);
+        Filter::<S>::on_enter(&self.filter, id, ctx.clone());
+        self.layer.on_enter(id, ctx);
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
-        Filter::<S>::on_exit(&self.0, id, ctx);
+        Filter::<S>::on_exit(&self.filter, id, ctx.clone());
+        self.layer.on_exit(id, ctx);
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        Filter::<S>::on_close(&self.0, id, ctx);
+        Filter::<S>::on_close(&self.filter, id.clone(), ctx.clone());
+        self.layer.on_close(id, ctx);
+    }
+
+    fn on_id_change(&self, old: &Id, new: &Id, ctx: Context<'_, S>) {
+        self.layer.on_id_change(old, new, ctx);
+    }
+
+    // SAFETY: asking for the wrapper's own type yields the wrapper itself;
+    // every other answer is the wrapped layer's, whose pointers stay valid as
+    // long as this wrapper (which owns it) lives.
+    #[allow(unsafe_code)]
+    unsafe fn downcast_raw(&self, id: std::any::TypeId) -> Option<*const ()> {
+        if id == std::any::TypeId::of::<Self>() {
+            Some(std::ptr::from_ref(self).cast())
+        } else {
+            // SAFETY: the wrapped layer upholds the same contract.
+            unsafe { self.layer.downcast_raw(id) }
+        }
     }
 }
 
