@@ -58,9 +58,10 @@ impl SpanFields {
 
     fn with_fast_path(attrs: &Attributes<'_>, fast: bool) -> Self {
         let field_count = attrs.fields().len();
+        let (clean_name, plain) = span_facts(attrs.metadata());
         let mut this = Self {
             metadata: attrs.metadata(),
-            clean_name: !super::escape::may_need_escape(attrs.metadata().name().as_bytes()),
+            clean_name,
             // Typical fields fit inline: creating a span allocates nothing
             // for them.
             members: MemberText::default(),
@@ -71,7 +72,7 @@ impl SpanFields {
         if field_count > 0 {
             // A new span has no members yet: one key set serves every field,
             // and most field sets need no checking at all.
-            let plain = fast && plain_names(attrs.metadata().fields());
+            let plain = fast && plain;
             let mut keys = if plain {
                 KeySet::<SPAN_KEYS>::unchecked_clean()
             } else {
@@ -291,6 +292,45 @@ impl Write for MemberText {
         self.append(&[s]);
         Ok(())
     }
+}
+
+/// Slots of the per-thread [`SPAN_FACTS`] memo.
+const FACT_SLOTS: usize = 32;
+
+thread_local! {
+    /// Per thread, direct-mapped by callsite address: the callsite last seen
+    /// in each slot, with its facts in the low bits (a `Metadata` is at
+    /// least 8-byte aligned): bit 0 the name needs no escaping, bit 1 the
+    /// field names are plain, bit 2 the slot is filled.
+    static SPAN_FACTS: [std::cell::Cell<usize>; FACT_SLOTS] =
+        const { [const { std::cell::Cell::new(0) }; FACT_SLOTS] };
+}
+
+/// Whether a span callsite's name needs no escaping, and whether its field
+/// names are [`plain_names`]: decided once per callsite per thread.
+fn span_facts(metadata: &'static tracing_core::Metadata<'static>) -> (bool, bool) {
+    let address = std::ptr::from_ref(metadata) as usize;
+    let slot = (address >> 4) % FACT_SLOTS;
+    let decide = || {
+        (
+            !super::escape::may_need_escape(metadata.name().as_bytes()),
+            plain_names(metadata.fields()),
+        )
+    };
+    if address & 0b111 != 0 {
+        return decide();
+    }
+    SPAN_FACTS
+        .try_with(|memo| {
+            let seen = memo[slot].get();
+            if seen & !0b111 == address && seen & 0b100 != 0 {
+                return (seen & 0b001 != 0, seen & 0b010 != 0);
+            }
+            let (clean, plain) = decide();
+            memo[slot].set(address | 0b100 | usize::from(plain) << 1 | usize::from(clean));
+            (clean, plain)
+        })
+        .unwrap_or_else(|_| decide())
 }
 
 /// Whether a field set's names can be written as they are: distinct, not
