@@ -332,6 +332,35 @@ fn beside_a_raised_request(dispatch: &Dispatch, iterations: u64, op: impl Fn()) 
     tracing::dispatcher::with_default(dispatch, || drop(raised));
 }
 
+/// The least any subscriber can cost a `debug!` it refuses while debug
+/// callsites are `sometimes` (as they are, process-wide, while any request
+/// is raised): the macro's checks, the dispatcher lookup and one `enabled`
+/// call answering `false` at once.
+struct RefuseAll;
+
+impl tracing::Subscriber for RefuseAll {
+    fn register_callsite(
+        &self,
+        _: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        false
+    }
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::TRACE)
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
 type Case = (&'static str, fn(u64));
 
 /// Cases in groups: the first case of each group is the reference the
@@ -450,6 +479,14 @@ const CASES: &[Case] = &[
             beside_a_raised_request_global(n, disabled_debug);
         },
     ),
+    // The floor of the case above for any design on tracing 0.1: the same
+    // `debug!`, refused by a global subscriber as cheaply as possible.
+    ("floor_sometimes_refused_debug_global", |n| {
+        let _ = tracing::subscriber::set_global_default(RefuseAll);
+        for _ in 0..n {
+            disabled_debug();
+        }
+    }),
 ];
 
 fn find(name: &str) -> fn(u64) {

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use crate::output::buffer::{BufferHook, TraceBuffers};
 use crate::output::filter::{
-    self, Directives, ExtraEvents, FilterError, FilterHandle, IgnoreEvents, LogRecordGate, SpanSet,
-    SplitFilter, GlobalFilter, Swappable, DEFAULT_SPANS, SPANS_ENV,
+    self, Directives, ExtraEvents, FilterError, FilterHandle, GlobalFilter, IgnoreEvents,
+    LogRecordGate, SpanSet, SplitFilter, Swappable, DEFAULT_SPANS, SPANS_ENV,
 };
 use crate::output::layer::OutputLayer;
 use crate::output::verbosity::{RaiseGate, Verbosity, VerbosityLayer};
@@ -875,7 +875,9 @@ impl Builder {
         // With a raise, a gate in front refuses cheaply the events only a
         // raise could enable on threads in no raised span.
         let dispatch = match (global, &raise) {
-            (Some(global), _) => tracing::Dispatch::new(tracing_subscriber::registry().with(global)),
+            (Some(global), _) => {
+                tracing::Dispatch::new(tracing_subscriber::registry().with(global))
+            }
             (None, Some(raise)) => tracing::Dispatch::new(RaiseGate::new(
                 tracing_subscriber::registry().with(layers),
                 raise.clone(),

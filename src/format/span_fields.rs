@@ -527,9 +527,15 @@ mod tests {
             let _ = tracing::info_span!("numbers", a = 1_i64, b = -5, c = u64::MAX, d = i64::MIN);
             let _ = tracing::info_span!("flags", yes = true, no = false);
             let _ = tracing::info_span!("strings", plain = "GET", path = "/orders/42");
-            let _ = tracing::info_span!("escaped", quote = "say \"hi\"", nl = "a\nb", ctl = "\u{1}");
+            let _ =
+                tracing::info_span!("escaped", quote = "say \"hi\"", nl = "a\nb", ctl = "\u{1}");
             let _ = tracing::info_span!("unicode", text = "caf\u{e9} \u{1F600}");
-            let _ = tracing::info_span!("long", first = long.as_str(), second = 7, third = long.as_str());
+            let _ = tracing::info_span!(
+                "long",
+                first = long.as_str(),
+                second = 7,
+                third = long.as_str()
+            );
             let _ = tracing::info_span!("mixed", n = 1, f = 1.5, dbg = ?vec![1, 2], s = "ok");
             let _ = tracing::info_span!("empty", e = "");
             let _ = tracing::info_span!("declared", later = tracing::field::Empty, now = 3);
@@ -543,8 +549,14 @@ mod tests {
             rendered[0].0,
             r#""name":"numbers","a":1,"b":-5,"c":18446744073709551615,"d":-9223372036854775808"#
         );
-        assert_eq!(rendered[2].0, r#""name":"strings","plain":"GET","path":"/orders/42""#);
-        assert_eq!(rendered[3].0, r#""name":"escaped","quote":"say \"hi\"","nl":"a\nb","ctl":"\u0001""#);
+        assert_eq!(
+            rendered[2].0,
+            r#""name":"strings","plain":"GET","path":"/orders/42""#
+        );
+        assert_eq!(
+            rendered[3].0,
+            r#""name":"escaped","quote":"say \"hi\"","nl":"a\nb","ctl":"\u0001""#
+        );
         assert_eq!(
             rendered[5].0,
             format!(r#""name":"long","first":"{long}","second":7,"third":"{long}""#)

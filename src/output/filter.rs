@@ -400,8 +400,7 @@ impl SplitFilter {
     /// directives): a few atomic loads, checked before anything else on
     /// every span callback.
     fn tracks_spans(&self) -> bool {
-        any_dynamic()
-            && self.spans.all().any(Swappable::is_dynamic)
+        any_dynamic() && self.spans.all().any(Swappable::is_dynamic)
             || self.events.as_ref().is_some_and(Swappable::is_dynamic)
     }
 }
