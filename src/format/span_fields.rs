@@ -247,11 +247,17 @@ impl MemberText {
                 } else {
                     let mut text = String::with_capacity(end.max(2 * INLINE_TEXT));
                     text.push_str(self.as_str());
-                    parts.iter().for_each(|part| text.push_str(part));
+                    for part in parts {
+                        text.push_str(part);
+                    }
                     *self = Self::Heap(text);
                 }
             }
-            Self::Heap(text) => parts.iter().for_each(|part| text.push_str(part)),
+            Self::Heap(text) => {
+                for part in parts {
+                    text.push_str(part);
+                }
+            }
         }
     }
 }
@@ -263,15 +269,15 @@ impl MemberText {
     fn append_member(&mut self, name: &str, quoted: bool, value: &str) {
         if let Self::Inline { bytes, len } = self {
             let at = usize::from(*len);
-            let quotes = usize::from(quoted);
-            let end = at + name.len() + value.len() + 4 + 2 * quotes;
+            let quote_len = usize::from(quoted);
+            let end = at + name.len() + value.len() + 4 + 2 * quote_len;
             if end <= INLINE_TEXT {
-                let value_at = at + 4 + name.len() + quotes;
+                let value_at = at + 4 + name.len() + quote_len;
                 bytes[at] = b',';
                 bytes[at + 1] = b'"';
                 bytes[at + 2..at + 2 + name.len()].copy_from_slice(name.as_bytes());
-                bytes[value_at - 2 - quotes] = b'"';
-                bytes[value_at - 1 - quotes] = b':';
+                bytes[value_at - 2 - quote_len] = b'"';
+                bytes[value_at - 1 - quote_len] = b':';
                 if quoted {
                     bytes[value_at - 1] = b'"';
                     bytes[end - 1] = b'"';
