@@ -254,16 +254,18 @@ where
         let Some(span) = ctx.span(id) else {
             return;
         };
-        let fields = SpanFields::new(attrs);
-        let data = match self.source {
+        let mut extensions = span.extensions_mut();
+        match self.source {
             IdSource::Mint => {
                 let (context, ids, parent_span_id) = Self::mint(attrs, &ctx);
-                SpanData {
+                // Built in the call: a span's data is a few hundred bytes,
+                // and each move of it is a copy.
+                extensions.insert(SpanData {
                     ids: SpanIds::Minted(ids),
                     context: Some(context),
                     parent_span_id,
-                    fields,
-                }
+                    fields: SpanFields::new(attrs),
+                });
             }
             IdSource::OpenTelemetry => {
                 let parent_span_id = if let Some(parent) = attrs.parent() {
@@ -275,15 +277,14 @@ where
                 } else {
                     SpanId::INVALID
                 };
-                SpanData {
+                extensions.insert(SpanData {
                     ids: SpanIds::FromSdk(OnceLock::new()),
                     context: None,
                     parent_span_id,
-                    fields,
-                }
+                    fields: SpanFields::new(attrs),
+                });
             }
-        };
-        span.extensions_mut().insert(data);
+        }
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: layer::Context<'_, S>) {
