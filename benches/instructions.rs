@@ -220,7 +220,13 @@ fn ours_raisable(filter: &str) -> Dispatch {
 
 /// Ids from the OpenTelemetry SDK: a batch processor with an in-memory
 /// exporter, as in production but without a network.
+/// The batch processor is kept quiet (see `quiet_batch_processors`): what is
+/// counted is the emitting thread's work. With its defaults, the export
+/// thread's batches, and the spans it drops when it falls behind, depend on
+/// timing, and the figure moved by 7 % between runs.
 fn ours_sdk() -> Dispatch {
+    #[cfg(feature = "otlp")]
+    quiet_batch_processors();
     let provider = SdkTracerProvider::builder()
         .with_batch_exporter(InMemorySpanExporter::default())
         .build();
