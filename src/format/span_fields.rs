@@ -228,9 +228,7 @@ impl MemberText {
             }
         }
     }
-}
 
-impl MemberText {
     /// Appends each of `parts`, in order (one bounds check for all of them
     /// while the text stays inline).
     fn append(&mut self, parts: &[&str]) {
@@ -261,9 +259,7 @@ impl MemberText {
             }
         }
     }
-}
 
-impl MemberText {
     /// Appends `,"name":value`, with `value` between quotes when `quoted`
     /// (`name` and `value` need no escaping): the fixed bytes are stored one
     /// by one, so only `name` and `value` cost a copy each.
