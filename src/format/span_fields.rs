@@ -52,7 +52,7 @@ pub(crate) struct SpanFields {
 }
 
 impl SpanFields {
-    #[inline(always)]
+    #[inline]
     pub(crate) fn new(attrs: &Attributes<'_>) -> Self {
         Self::with_fast_path(attrs, true)
     }

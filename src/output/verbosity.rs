@@ -294,6 +294,11 @@ impl Verbosity {
     /// when it cannot tell: the exact check follows in `event_enabled`).
     /// The cheap first answer for events of requests that are not raised.
     pub(crate) fn thread_in_raised(&self) -> bool {
+        // The common answer first: this thread is inside no raised span of
+        // any raise (one load, no borrow).
+        if RAISED_ENTERED.try_with(std::cell::Cell::get) == Ok(0) {
+            return false;
+        }
         let me = std::ptr::from_ref(self) as usize;
         ENTERED
             .try_with(|entered| {
@@ -411,6 +416,8 @@ thread_local! {
     /// The raised spans this thread is inside: (raise instance, span id).
     static ENTERED: std::cell::RefCell<Vec<(usize, u64)>> =
         const { std::cell::RefCell::new(Vec::new()) };
+    /// How many entries `ENTERED` holds, readable without a borrow.
+    static RAISED_ENTERED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// The span side of the raise: marks the spans of raised requests.
@@ -494,6 +501,7 @@ where
             let _ = ENTERED.try_with(|entered| {
                 if let Ok(mut entered) = entered.try_borrow_mut() {
                     entered.push((me, id.into_u64()));
+                    let _ = RAISED_ENTERED.try_with(|count| count.set(entered.len()));
                 }
             });
         }
@@ -508,6 +516,7 @@ where
                     .rposition(|entry| *entry == (me, id.into_u64()))
                 {
                     entered.remove(at);
+                    let _ = RAISED_ENTERED.try_with(|count| count.set(entered.len()));
                 }
             }
         });
@@ -597,9 +606,15 @@ impl<S: Subscriber> RaiseGate<S> {
 
     /// Only a raise could enable `meta`, and this thread is in no raised span.
     fn refused(&self, meta: &Metadata<'_>) -> bool {
-        !meta.is_span()
-            && level_rank(LevelFilter::from_level(*meta.level()))
-                > self.base.load(Ordering::Relaxed)
+        let rank = match *meta.level() {
+            Level::ERROR => 1,
+            Level::WARN => 2,
+            Level::INFO => 3,
+            Level::DEBUG => 4,
+            _ => 5,
+        };
+        rank > self.base.load(Ordering::Relaxed)
+            && !meta.is_span()
             && !self.raise.thread_in_raised()
     }
 }
