@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime};
 
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::{InstrumentationScope, Key};
-use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_otlp::{Protocol, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{
     BatchLogProcessor, LogBatch, LogExporter, SdkLogRecord, SdkLogger, SdkLoggerProvider,
@@ -41,7 +41,7 @@ use tracing_subscriber::Layer;
 
 use super::config::{ExportConfig, OtlpProtocol};
 use super::error::OtlpError;
-use super::provider::{build_resource, ExportRuntime};
+use super::provider::{build_resource, with_common, ExportRuntime};
 use crate::export_health::{HealthCounters, SignalCounters};
 
 thread_local! {
@@ -143,30 +143,20 @@ fn build_log_exporter(
     let builder = opentelemetry_otlp::LogExporter::builder();
     let built = match protocol {
         OtlpProtocol::Grpc => {
-            let mut builder = builder
-                .with_tonic()
-                .with_protocol(Protocol::Grpc)
-                .with_endpoint(endpoint.clone());
-            if let Some(timeout) = config.export_timeout() {
-                builder = builder.with_timeout(timeout);
+            let builder = with_common(builder.with_tonic(), Protocol::Grpc, &endpoint, config);
+            match compression {
+                Some(compression) => builder.with_compression(compression),
+                None => builder,
             }
-            if let Some(compression) = compression {
-                builder = builder.with_compression(compression);
-            }
-            builder.build()
+            .build()
         }
         OtlpProtocol::HttpProtobuf => {
-            let mut builder = builder
-                .with_http()
-                .with_protocol(Protocol::HttpBinary)
-                .with_endpoint(endpoint.clone());
-            if let Some(timeout) = config.export_timeout() {
-                builder = builder.with_timeout(timeout);
+            let builder = with_common(builder.with_http(), Protocol::HttpBinary, &endpoint, config);
+            match compression {
+                Some(compression) => builder.with_compression(compression),
+                None => builder,
             }
-            if let Some(compression) = compression {
-                builder = builder.with_compression(compression);
-            }
-            builder.build()
+            .build()
         }
     };
     built.map_err(|source| OtlpError::Exporter {

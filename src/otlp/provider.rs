@@ -160,30 +160,20 @@ fn build_exporter(
     let builder = opentelemetry_otlp::SpanExporter::builder();
     let built = match protocol {
         OtlpProtocol::Grpc => {
-            let mut builder = builder
-                .with_tonic()
-                .with_protocol(Protocol::Grpc)
-                .with_endpoint(endpoint.clone());
-            if let Some(timeout) = config.export_timeout() {
-                builder = builder.with_timeout(timeout);
+            let builder = with_common(builder.with_tonic(), Protocol::Grpc, &endpoint, config);
+            match config.compression().to_otlp() {
+                Some(compression) => builder.with_compression(compression),
+                None => builder,
             }
-            if let Some(compression) = config.compression().to_otlp() {
-                builder = builder.with_compression(compression);
-            }
-            builder.build()
+            .build()
         }
         OtlpProtocol::HttpProtobuf => {
-            let mut builder = builder
-                .with_http()
-                .with_protocol(Protocol::HttpBinary)
-                .with_endpoint(endpoint.clone());
-            if let Some(timeout) = config.export_timeout() {
-                builder = builder.with_timeout(timeout);
+            let builder = with_common(builder.with_http(), Protocol::HttpBinary, &endpoint, config);
+            match config.compression().to_otlp() {
+                Some(compression) => builder.with_compression(compression),
+                None => builder,
             }
-            if let Some(compression) = config.compression().to_otlp() {
-                builder = builder.with_compression(compression);
-            }
-            builder.build()
+            .build()
         }
     };
     built.map_err(|source| OtlpError::Exporter {
@@ -191,6 +181,21 @@ fn build_exporter(
         endpoint,
         source,
     })
+}
+
+/// What an exporter of either signal is given whatever its transport: the
+/// protocol, the endpoint and the export timeout.
+pub(super) fn with_common<B: WithExportConfig>(
+    builder: B,
+    protocol: Protocol,
+    endpoint: &str,
+    config: &ExportConfig,
+) -> B {
+    let builder = builder.with_protocol(protocol).with_endpoint(endpoint);
+    match config.export_timeout() {
+        Some(timeout) => builder.with_timeout(timeout),
+        None => builder,
+    }
 }
 
 pub(crate) fn build_resource(config: &ExportConfig) -> Resource {
