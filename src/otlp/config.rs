@@ -864,24 +864,7 @@ fn resolve_mode(
         }
     };
 
-    // Spec: a comma-separated list; we can honour `otlp` and `none` only.
-    let mut wants_otlp = false;
-    let mut wants_none = false;
-    if let Some(value) = traces_exporter {
-        for exporter in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            if exporter.eq_ignore_ascii_case("otlp") {
-                wants_otlp = true;
-            } else if exporter.eq_ignore_ascii_case("none") {
-                wants_none = true;
-            } else {
-                warnings.push(ConfigWarning::new(
-                    TRACES_EXPORTER,
-                    value,
-                    format!("exporter `{exporter}` is not supported (only `otlp` and `none` are)"),
-                ));
-            }
-        }
-    }
+    let (wants_otlp, wants_none) = parse_exporters(TRACES_EXPORTER, traces_exporter, warnings);
 
     if disabled || wants_none {
         ExportMode::Standalone
@@ -899,24 +882,36 @@ fn resolve_logs(
     logs_exporter: Option<&str>,
     warnings: &mut Vec<ConfigWarning>,
 ) -> bool {
-    let mut wants_otlp = false;
-    let mut wants_none = false;
-    if let Some(value) = logs_exporter {
-        for exporter in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            if exporter.eq_ignore_ascii_case("otlp") {
-                wants_otlp = true;
-            } else if exporter.eq_ignore_ascii_case("none") {
-                wants_none = true;
-            } else {
-                warnings.push(ConfigWarning::new(
-                    LOGS_EXPORTER,
-                    value,
-                    format!("exporter `{exporter}` is not supported (only `otlp` and `none` are)"),
-                ));
-            }
+    let (wants_otlp, wants_none) = parse_exporters(LOGS_EXPORTER, logs_exporter, warnings);
+    wants_otlp && !wants_none && !sdk_disabled
+}
+
+/// `OTEL_*_EXPORTER`: per the spec a comma-separated list, of which `otlp`
+/// and `none` are honoured; anything else is reported. Returns whether each
+/// of the two was named.
+fn parse_exporters(
+    variable: &'static str,
+    value: Option<&str>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> (bool, bool) {
+    let (mut otlp, mut none) = (false, false);
+    let Some(value) = value else {
+        return (otlp, none);
+    };
+    for exporter in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        if exporter.eq_ignore_ascii_case("otlp") {
+            otlp = true;
+        } else if exporter.eq_ignore_ascii_case("none") {
+            none = true;
+        } else {
+            warnings.push(ConfigWarning::new(
+                variable,
+                value,
+                format!("exporter `{exporter}` is not supported (only `otlp` and `none` are)"),
+            ));
         }
     }
-    wants_otlp && !wants_none && !sdk_disabled
+    (otlp, none)
 }
 
 fn parse_protocol(
@@ -1049,6 +1044,23 @@ fn executable_service_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exporter_lists_name_their_own_variable_in_warnings() {
+        let mut warnings = Vec::new();
+        assert!(resolve_logs(false, Some("console, otlp"), &mut warnings));
+        assert!(!resolve_logs(false, Some("otlp,none"), &mut warnings));
+        assert!(!resolve_logs(true, Some("otlp"), &mut warnings));
+        assert!(!resolve_logs(false, None, &mut warnings));
+        let named: Vec<_> = warnings.iter().map(ConfigWarning::variable).collect();
+        assert_eq!(named, [LOGS_EXPORTER]);
+        assert_eq!(
+            parse_exporters(TRACES_EXPORTER, Some(" otlp , ,zipkin"), &mut warnings),
+            (true, false)
+        );
+        let named: Vec<_> = warnings.iter().map(ConfigWarning::variable).collect();
+        assert_eq!(named, [LOGS_EXPORTER, TRACES_EXPORTER]);
+    }
 
     #[test]
     fn percent_decoding_accepts_valid_and_rejects_broken_escapes() {
