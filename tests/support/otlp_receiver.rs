@@ -201,19 +201,7 @@ impl SpanStore {
     /// Waits until at least `n` log records arrived or `timeout` elapsed,
     /// and returns all received so far.
     pub fn wait_for_logs(&self, n: usize, timeout: Duration) -> Vec<ReceivedLog> {
-        let deadline = Instant::now() + timeout;
-        let mut logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
-        while logs.len() < n {
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                break;
-            };
-            logs = self
-                .changed
-                .wait_timeout(logs, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        logs.clone()
+        self.wait_until(&self.logs, n, timeout)
     }
 
     /// All log records received so far.
@@ -263,19 +251,30 @@ impl SpanStore {
     /// Waits until at least `n` spans arrived or `timeout` elapsed, and returns
     /// all spans received so far.
     pub fn wait_for(&self, n: usize, timeout: Duration) -> Vec<ReceivedSpan> {
+        self.wait_until(&self.spans, n, timeout)
+    }
+
+    /// Waits until `received` holds at least `n` items or `timeout` elapsed,
+    /// and returns them all.
+    fn wait_until<T: Clone>(
+        &self,
+        received: &Mutex<Vec<T>>,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<T> {
         let deadline = Instant::now() + timeout;
-        let mut spans = self.spans.lock().unwrap_or_else(|e| e.into_inner());
-        while spans.len() < n {
+        let mut items = received.lock().unwrap_or_else(|e| e.into_inner());
+        while items.len() < n {
             let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                 break;
             };
-            spans = self
+            items = self
                 .changed
-                .wait_timeout(spans, left)
+                .wait_timeout(items, left)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        spans.clone()
+        items.clone()
     }
 
     /// All spans received so far.
