@@ -10,9 +10,7 @@
 // Criterion groups are undocumented functions.
 #![allow(missing_docs)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use criterion::{criterion_group, Criterion};
 use tracing::Dispatch;
@@ -20,31 +18,10 @@ use tracing_correlation::opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTra
 use tracing_correlation::CorrelationLayer;
 use tracing_subscriber::layer::SubscriberExt;
 
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+mod common;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: common::Counting = common::Counting;
 
 fn plain_json() -> Dispatch {
     Dispatch::new(
@@ -132,11 +109,11 @@ fn event_in_three_spans(c: &mut Criterion) {
                 for _ in 0..100 {
                     event();
                 }
-                let before = ALLOCATIONS.load(Ordering::Relaxed);
+                let before = common::allocations();
                 for _ in 0..1000 {
                     event();
                 }
-                let total = ALLOCATIONS.load(Ordering::Relaxed) - before;
+                let total = common::allocations() - before;
                 println!("allocations per event [{name}]: {}", total / 1000);
             });
         });

@@ -15,9 +15,7 @@
 //! `ours_export_request*`) need `--features otlp`, which the script passes.
 #![allow(missing_docs, unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing::Dispatch;
 use tracing_correlation::opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
@@ -25,31 +23,10 @@ use tracing_correlation::{CorrelationLayer, JsonFormat};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::EnvFilter;
 
-/// Counts heap allocations (every thread), for `<case> <n> allocs`.
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+mod common;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: common::Counting = common::Counting;
 
 fn plain_json() -> Dispatch {
     Dispatch::new(
@@ -527,9 +504,9 @@ fn main() {
         [name, allocs] if allocs == "allocs" => {
             let run = find(name);
             let count = |n: u64| {
-                let before = ALLOCATIONS.load(Ordering::Relaxed);
+                let before = common::allocations();
                 run(n);
-                ALLOCATIONS.load(Ordering::Relaxed) - before
+                common::allocations() - before
             };
             let (short, long) = (count(1_000), count(11_000));
             // Per operation, to two decimals.

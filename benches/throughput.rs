@@ -12,9 +12,7 @@
 // Figures for a human: precision loss in the ratios is irrelevant.
 #![allow(missing_docs, clippy::cast_precision_loss)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use tracing::Dispatch;
@@ -22,31 +20,10 @@ use tracing_correlation::{CorrelationLayer, JsonFormat, Output, WriteMode};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::EnvFilter;
 
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+mod common;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: common::Counting = common::Counting;
 
 /// A subscriber and what must be kept alive (and dropped to flush) with it.
 type Built = (Dispatch, Box<dyn Send>);
@@ -123,7 +100,7 @@ fn play(case: &str, threads: usize, lines: usize) {
     let (_, make) = CASES.iter().find(|(name, _)| *name == case).expect("case");
     let (dispatch, keep) = make();
     let start = Instant::now();
-    let allocations_before = ALLOCATIONS.load(Ordering::Relaxed);
+    let allocations_before = common::allocations();
     let workers: Vec<_> = (0..threads)
         .map(|thread| {
             let dispatch = dispatch.clone();
@@ -140,7 +117,7 @@ fn play(case: &str, threads: usize, lines: usize) {
     for worker in workers {
         worker.join().unwrap();
     }
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - allocations_before;
+    let allocations = common::allocations() - allocations_before;
     drop(dispatch);
     drop(keep); // flushes
     let nanos = start.elapsed().as_nanos();
