@@ -226,6 +226,57 @@ fn many_threads_lines_arrive_whole_in_order_and_counted_exactly() {
     }
 }
 
+/// A line logged after another — on another thread that heard of the first
+/// one (here through a channel; in a service, a task resumed on another
+/// worker thread) — is written after it. Two threads take turns: each logs
+/// the next number, then hands the turn over. Any queue per thread would
+/// write a thread's run of lines together and break the sequence.
+#[test]
+fn lines_logged_in_turn_on_two_threads_are_written_in_that_order() {
+    const TURNS: usize = 4000;
+    for mode in MODES {
+        let memory = Memory::default();
+        let sink = LineSink::new(memory.target(), mode, 64 * 1024, DropReport::Json);
+        let (to_b, b_turn) = mpsc::channel::<usize>();
+        let (to_a, a_turn) = mpsc::channel::<usize>();
+        thread::scope(|scope| {
+            let a_sink = sink.clone();
+            scope.spawn(move || {
+                let mut seq = 0;
+                while seq < TURNS {
+                    a_sink.write_line(&make_line(0, seq, seq % 40));
+                    to_b.send(seq + 1).unwrap();
+                    seq = match a_turn.recv() {
+                        Ok(next) => next,
+                        Err(_) => break,
+                    };
+                }
+            });
+            let b_sink = sink.clone();
+            scope.spawn(move || {
+                while let Ok(seq) = b_turn.recv() {
+                    if seq >= TURNS {
+                        break;
+                    }
+                    b_sink.write_line(&make_line(1, seq, seq % 40));
+                    if to_a.send(seq + 1).is_err() {
+                        break;
+                    }
+                }
+            });
+        });
+        let report = sink.shutdown(Duration::from_secs(10));
+        assert_eq!(report.written, TURNS as u64, "{mode:?}");
+        let text = memory.text();
+        check_lines(&text);
+        let order: Vec<usize> = text
+            .lines()
+            .map(|line| line.split(' ').nth(1).unwrap()[1..].parse().unwrap())
+            .collect();
+        assert_eq!(order, (0..TURNS).collect::<Vec<_>>(), "{mode:?}");
+    }
+}
+
 /// The `dropped_lines` of a JSON report line, checking the rest of it.
 fn dropped_in(line: &str) -> u64 {
     let value: serde_json::Value = serde_json::from_str(line).expect(line);
