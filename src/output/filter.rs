@@ -399,9 +399,13 @@ impl SplitFilter {
     /// Whether any of its directives needs span callbacks (span or field
     /// directives): a few atomic loads, checked before anything else on
     /// every span callback.
+    /// [`DYNAMIC_FILTERS`] counts every swappable's flag, the line
+    /// filter's too, so while it is zero no other load is needed.
+    #[inline]
     fn tracks_spans(&self) -> bool {
-        any_dynamic() && self.spans.all().any(Swappable::is_dynamic)
-            || self.events.as_ref().is_some_and(Swappable::is_dynamic)
+        any_dynamic()
+            && (self.spans.all().any(Swappable::is_dynamic)
+                || self.events.as_ref().is_some_and(Swappable::is_dynamic))
     }
 }
 
