@@ -3,10 +3,9 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
-use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceState};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use opentelemetry::{Context, ContextGuard};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Dispatch, Subscriber};
@@ -133,7 +132,7 @@ impl SpanData {
     pub(crate) fn ids(&self) -> Option<TraceIds> {
         match &self.ids {
             SpanIds::Minted(ids) => Some(*ids),
-            SpanIds::FromSdk(ids) => ids.get().copied(),
+            SpanIds::FromSdk(ids) => ids.get(),
         }
     }
 
@@ -147,7 +146,82 @@ impl SpanData {
 /// to read them), set once on first enter when the SDK owns them.
 enum SpanIds {
     Minted(TraceIds),
-    FromSdk(OnceLock<TraceIds>),
+    FromSdk(SetOnce),
+}
+
+/// Ids written once, on the span's first enter, under the span's extension
+/// *read* lock (so events on other threads are never held up), and read by
+/// any thread. A state byte orders the writes: the first writer claims it,
+/// stores the ids, then publishes them; a reader sees the ids only once
+/// published. The same as a `OnceLock` for this use (a reader racing the
+/// first enter sees no ids, a second writer is ignored), without its
+/// `Once` machinery (about 90 instructions per span).
+struct SetOnce {
+    state: AtomicU8,
+    trace_id: [AtomicU64; 2],
+    span_id: AtomicU64,
+    flags: AtomicU8,
+}
+
+impl SetOnce {
+    const EMPTY: u8 = 0;
+    const WRITING: u8 = 1;
+    const SET: u8 = 2;
+
+    fn new() -> Self {
+        Self {
+            state: AtomicU8::new(Self::EMPTY),
+            trace_id: [AtomicU64::new(0), AtomicU64::new(0)],
+            span_id: AtomicU64::new(0),
+            flags: AtomicU8::new(0),
+        }
+    }
+
+    fn get(&self) -> Option<TraceIds> {
+        if self.state.load(Ordering::Acquire) != Self::SET {
+            return None;
+        }
+        let high = u128::from(self.trace_id[0].load(Ordering::Relaxed));
+        let low = u128::from(self.trace_id[1].load(Ordering::Relaxed));
+        Some(TraceIds::from_valid_parts(
+            TraceId::from(high << 64 | low),
+            SpanId::from(self.span_id.load(Ordering::Relaxed)),
+            TraceFlags::new(self.flags.load(Ordering::Relaxed)),
+        ))
+    }
+
+    fn is_set(&self) -> bool {
+        self.state.load(Ordering::Acquire) == Self::SET
+    }
+
+    /// Stores `ids` unless some thread already did (or is doing it).
+    fn set(&self, ids: TraceIds) {
+        if self
+            .state
+            .compare_exchange(
+                Self::EMPTY,
+                Self::WRITING,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            return;
+        }
+        let trace_id = u128::from_be_bytes(ids.trace_id().to_bytes());
+        // Halves of the 128-bit id: the casts keep exactly 64 bits each.
+        #[allow(clippy::cast_possible_truncation)]
+        let (high, low) = ((trace_id >> 64) as u64, trace_id as u64);
+        self.trace_id[0].store(high, Ordering::Relaxed);
+        self.trace_id[1].store(low, Ordering::Relaxed);
+        self.span_id.store(
+            u64::from_be_bytes(ids.span_id().to_bytes()),
+            Ordering::Relaxed,
+        );
+        self.flags
+            .store(ids.trace_flags().to_u8(), Ordering::Relaxed);
+        self.state.store(Self::SET, Ordering::Release);
+    }
 }
 
 /// Reads a span's ids through a type-erased dispatcher (see
@@ -179,10 +253,43 @@ where
     extensions.get::<SpanData>()?.ids()
 }
 
-// The contexts this thread's entered spans attached (stand-alone mode), keyed
-// by layer instance and span id so exits may come in any order.
+/// Per thread, stand-alone mode: the contexts this thread's entered spans
+/// attached, and the context of the span it created last.
+struct Attached {
+    /// Keyed by layer instance and span id, so exits may come in any order.
+    entered: Vec<(u64, Id, ContextGuard)>,
+    /// A span is usually entered right after it is created, on the thread
+    /// that created it: its context is kept here so that that enter needs no
+    /// registry lookup. Taken by the next enter on this thread (whichever
+    /// span it is) or replaced by the next span created, so it never
+    /// outlives that; the registry's span ids carry a generation, so a
+    /// closed span's id is not the id of the next span in its slot.
+    created: Option<(u64, Id, Context)>,
+}
+
 thread_local! {
-    static ATTACHED: RefCell<Vec<(u64, Id, ContextGuard)>> = const { RefCell::new(Vec::new()) };
+    static ATTACHED: RefCell<Attached> = const {
+        RefCell::new(Attached {
+            entered: Vec::new(),
+            created: None,
+        })
+    };
+}
+
+/// Keeps `context` as the context of the span this thread created last and
+/// returns the one it replaces (usually none: an enter took it), for the
+/// caller to drop outside the borrow (a context's values may run any
+/// destructor).
+fn keep_created(instance: u64, id: &Id, context: &Context) -> Option<(u64, Id, Context)> {
+    ATTACHED
+        .try_with(|attached| {
+            let mut attached = attached.try_borrow_mut().ok()?;
+            attached
+                .created
+                .replace((instance, id.clone(), context.clone()))
+        })
+        .ok()
+        .flatten()
 }
 
 impl CorrelationLayer {
@@ -258,6 +365,7 @@ where
         match self.source {
             IdSource::Mint => {
                 let (context, ids, parent_span_id) = Self::mint(attrs, &ctx);
+                let replaced = keep_created(self.instance, id, &context);
                 // Built in the call: a span's data is a few hundred bytes,
                 // and each move of it is a copy.
                 extensions.insert(SpanData {
@@ -266,6 +374,10 @@ where
                     parent_span_id,
                     fields: SpanFields::new(attrs),
                 });
+                // Outside the span's lock: a context's values may run any
+                // destructor.
+                drop(extensions);
+                drop(replaced);
             }
             IdSource::OpenTelemetry => {
                 let parent_span_id = if let Some(parent) = attrs.parent() {
@@ -278,7 +390,7 @@ where
                     SpanId::INVALID
                 };
                 extensions.insert(SpanData {
-                    ids: SpanIds::FromSdk(OnceLock::new()),
+                    ids: SpanIds::FromSdk(SetOnce::new()),
                     context: None,
                     parent_span_id,
                     fields: SpanFields::new(attrs),
@@ -296,31 +408,51 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: layer::Context<'_, S>) {
-        let Some(span) = ctx.span(id) else {
-            return;
-        };
         match self.source {
             IdSource::Mint => {
+                let instance = self.instance;
+                // The span this thread just created: its context is at hand.
+                let entered = ATTACHED.try_with(|attached| {
+                    let mut attached = attached.try_borrow_mut().ok()?;
+                    let created = attached.created.take()?;
+                    if created.0 != instance || created.1 != *id {
+                        return Some(Err(created));
+                    }
+                    let guard = created.2.attach();
+                    attached.entered.push((instance, created.1, guard));
+                    Some(Ok(()))
+                });
+                match entered {
+                    Ok(Some(Ok(()))) => return,
+                    // Dropped here, outside the borrow.
+                    Ok(Some(Err(other))) => drop(other),
+                    _ => {}
+                }
+                let Some(span) = ctx.span(id) else {
+                    return;
+                };
                 let context = {
                     let extensions = span.extensions();
                     extensions.get::<SpanData>().and_then(|d| d.context.clone())
                 };
                 if let Some(context) = context {
                     let guard = context.attach();
-                    let instance = self.instance;
                     // If the thread is exiting, the guard drops here: nothing leaks.
-                    let _ = ATTACHED.try_with(|stack| {
-                        if let Ok(mut stack) = stack.try_borrow_mut() {
-                            stack.push((instance, id.clone(), guard));
+                    let _ = ATTACHED.try_with(|attached| {
+                        if let Ok(mut attached) = attached.try_borrow_mut() {
+                            attached.entered.push((instance, id.clone(), guard));
                         }
                     });
                 }
             }
             IdSource::OpenTelemetry => {
+                let Some(span) = ctx.span(id) else {
+                    return;
+                };
                 let extensions = span.extensions();
                 if let Some(data) = extensions.get::<SpanData>() {
                     if let SpanIds::FromSdk(ids) = &data.ids {
-                        if ids.get().is_some() {
+                        if ids.is_set() {
                             return;
                         }
                         // The OpenTelemetry layer ran first and attached this
@@ -332,7 +464,7 @@ where
                                 .flatten()
                         });
                         if let Some(found) = current {
-                            let _ = ids.set(found);
+                            ids.set(found);
                         }
                     }
                 }
@@ -346,8 +478,9 @@ where
         }
         let instance = self.instance;
         let guard = ATTACHED
-            .try_with(|stack| {
-                let mut stack = stack.try_borrow_mut().ok()?;
+            .try_with(|attached| {
+                let mut attached = attached.try_borrow_mut().ok()?;
+                let stack = &mut attached.entered;
                 let at = stack
                     .iter()
                     .rposition(|(i, entered, _)| *i == instance && entered == id)?;
@@ -388,4 +521,29 @@ pub(crate) fn with_span_data<'a, R: LookupSpan<'a>, T>(
 ) -> Option<T> {
     let extensions = span.extensions();
     extensions.get::<SpanData>().map(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_once_keeps_the_first_ids_it_is_given() {
+        let slot = SetOnce::new();
+        assert_eq!(slot.get(), None);
+        assert!(!slot.is_set());
+        let first = TraceIds::from_valid_parts(
+            TraceId::from(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210_u128),
+            SpanId::from(0x00f0_67aa_0ba9_02b7_u64),
+            TraceFlags::new(0x03),
+        );
+        slot.set(first);
+        assert_eq!(slot.get(), Some(first));
+        slot.set(TraceIds::from_valid_parts(
+            TraceId::from(1),
+            SpanId::from(2),
+            TraceFlags::new(0),
+        ));
+        assert_eq!(slot.get(), Some(first));
+    }
 }

@@ -206,6 +206,48 @@ fn context_current_follows_the_entered_span_and_is_restored_on_exit() {
 }
 
 #[test]
+fn each_enter_attaches_its_own_spans_context_whatever_was_created_last() {
+    for mode in MODES {
+        let h = Harness::new(mode);
+        h.run(|| {
+            let a = tracing::info_span!("a");
+            let b = tracing::info_span!("b");
+            // `b` was created last; `a` is entered first.
+            let a_guard = a.enter();
+            assert_eq!(TraceIds::current(), TraceIds::from_span(&a), "{mode:?}");
+            drop(a_guard);
+            let b_guard = b.enter();
+            assert_eq!(TraceIds::current(), TraceIds::from_span(&b), "{mode:?}");
+            drop(b_guard);
+            // Entered again, and on another thread than the one that
+            // created it.
+            let _again = a.enter();
+            assert_eq!(TraceIds::current(), TraceIds::from_span(&a), "{mode:?}");
+            let dispatch = tracing::dispatcher::get_default(Clone::clone);
+            let created_here = tracing::info_span!("created here");
+            let seen = std::thread::scope(|scope| {
+                scope
+                    .spawn(|| {
+                        tracing::dispatcher::with_default(&dispatch, || {
+                            let _in = created_here.enter();
+                            TraceIds::current()
+                        })
+                    })
+                    .join()
+                    .unwrap()
+            });
+            assert_eq!(seen, TraceIds::from_span(&created_here), "{mode:?}");
+            assert!(seen.is_some(), "{mode:?}");
+            // The span created here but entered elsewhere does not leak
+            // into the next enter on this thread.
+            let c = tracing::info_span!("c");
+            let _c = c.enter();
+            assert_eq!(TraceIds::current(), TraceIds::from_span(&c), "{mode:?}");
+        });
+    }
+}
+
+#[test]
 fn out_of_order_exits_restore_the_right_context() {
     for mode in MODES {
         let h = Harness::new(mode);
