@@ -366,14 +366,16 @@ where
             IdSource::Mint => {
                 let (context, ids, parent_span_id) = Self::mint(attrs, &ctx);
                 let replaced = keep_created(self.instance, id, &context);
-                // Built in the call: a span's data is a few hundred bytes,
-                // and each move of it is a copy.
-                extensions.insert(SpanData {
+                // Fields rendered in place: a span's data is a few hundred
+                // bytes, and each move of it is a copy.
+                let mut data = SpanData {
                     ids: SpanIds::Minted(ids),
                     context: Some(context),
                     parent_span_id,
-                    fields: SpanFields::new(attrs),
-                });
+                    fields: SpanFields::unrecorded(attrs.metadata()),
+                };
+                data.fields.record_new(attrs);
+                extensions.insert(data);
                 // Outside the span's lock: a context's values may run any
                 // destructor.
                 drop(extensions);
@@ -389,12 +391,14 @@ where
                 } else {
                     SpanId::INVALID
                 };
-                extensions.insert(SpanData {
+                let mut data = SpanData {
                     ids: SpanIds::FromSdk(SetOnce::new()),
                     context: None,
                     parent_span_id,
-                    fields: SpanFields::new(attrs),
-                });
+                    fields: SpanFields::unrecorded(attrs.metadata()),
+                };
+                data.fields.record_new(attrs);
+                extensions.insert(data);
             }
         }
     }

@@ -52,25 +52,41 @@ pub(crate) struct SpanFields {
 }
 
 impl SpanFields {
-    #[inline]
-    pub(crate) fn new(attrs: &Attributes<'_>) -> Self {
-        Self::with_fast_path(attrs, true)
-    }
-
-    fn with_fast_path(attrs: &Attributes<'_>, fast: bool) -> Self {
-        let field_count = attrs.fields().len();
-        let (clean_name, plain) = span_facts(attrs.metadata());
-        let mut this = Self {
-            metadata: attrs.metadata(),
-            clean_name,
+    /// A span's fields before its attributes are recorded into it with
+    /// [`SpanFields::record_new`]: the span's data is built around this
+    /// and the fields rendered in place, since a span's data is a few
+    /// hundred bytes and each move of it is a copy.
+    pub(crate) fn unrecorded(metadata: &'static tracing_core::Metadata<'static>) -> Self {
+        Self {
+            metadata,
+            clean_name: false,
             // Typical fields fit inline: creating a span allocates nothing
             // for them.
             members: MemberText::default(),
             inline: [Member::default(); INLINE_FIELDS],
             len: 0,
             spill: Vec::new(),
-        };
-        if field_count > 0 {
+        }
+    }
+
+    /// Renders a new span's attributes (once, into an
+    /// [`unrecorded`](SpanFields::unrecorded) value of its callsite).
+    #[inline]
+    pub(crate) fn record_new(&mut self, attrs: &Attributes<'_>) {
+        self.record_attributes(attrs, true);
+    }
+
+    #[cfg(test)]
+    fn with_fast_path(attrs: &Attributes<'_>, fast: bool) -> Self {
+        let mut this = Self::unrecorded(attrs.metadata());
+        this.record_attributes(attrs, fast);
+        this
+    }
+
+    fn record_attributes(&mut self, attrs: &Attributes<'_>, fast: bool) {
+        let (clean_name, plain) = span_facts(attrs.metadata());
+        self.clean_name = clean_name;
+        if !attrs.fields().is_empty() {
             // A new span has no members yet: one key set serves every field,
             // and most field sets need no checking at all.
             let plain = fast && plain;
@@ -80,12 +96,11 @@ impl SpanFields {
                 KeySet::<SPAN_KEYS>::new(RESERVED)
             };
             attrs.record(&mut Recorder {
-                fields: &mut this,
+                fields: self,
                 keys: Some(&mut keys),
                 plain,
             });
         }
-        this
     }
 
     /// Adds recorded values; a field recorded again replaces its old value.
