@@ -846,17 +846,22 @@ impl Builder {
             // filter, which also lets the SDK's warnings through: its layer
             // hands them to the export health (never a line: counted and
             // reported once).
-            let (layer, filter) = match span_layers.take() {
-                Some(span_layers) => (
-                    span_layers.and_then(layer).boxed(),
-                    filter.with_sdk_warnings(),
+            match span_layers.take() {
+                // Not boxed once more: each span callback would pay one more
+                // dynamic call.
+                Some(span_layers) if alone => {
+                    global = Some(GlobalFilter::new(
+                        filter.with_sdk_warnings(),
+                        span_layers.and_then(layer),
+                    ));
+                }
+                Some(span_layers) => layers.push(
+                    span_layers
+                        .and_then(layer)
+                        .with_filter(filter.with_sdk_warnings())
+                        .boxed(),
                 ),
-                None => (layer, filter),
-            };
-            if alone {
-                global = Some(GlobalFilter::new(filter, layer));
-            } else {
-                layers.push(layer.with_filter(filter).boxed());
+                None => layers.push(layer.with_filter(filter).boxed()),
             }
         }
         let logger_provider = logs_output.zip(logs_lines).map(|(logs, lines)| {
