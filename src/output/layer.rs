@@ -220,46 +220,24 @@ where
         }
     }
 
+    // The span callbacks only check whether this output does anything with
+    // spans, and leave the work to functions of their own: a body that
+    // does it all sets up a large frame before its first test, on every
+    // span of an output that does nothing with them (the usual one).
     fn on_new_span(
         &self,
         _attrs: &tracing_core::span::Attributes<'_>,
         id: &tracing_core::span::Id,
         ctx: Context<'_, S>,
     ) {
-        if !self.span_lines.any() || crate::sink::in_writer() {
-            return;
-        }
-        let Some(span) = ctx.span(id) else {
-            return;
-        };
-        if !self.wants_span_line(&span, &ctx) {
-            return;
-        }
-        if self.span_lines.closed {
-            span.extensions_mut()
-                .insert(OpenedAt(std::time::Instant::now()));
-        }
-        if self.span_lines.opened {
-            self.lifecycle_line(&span, "span opened", None);
+        if self.span_lines.any() {
+            self.span_opened(id, &ctx);
         }
     }
 
     fn on_close(&self, id: tracing_core::span::Id, ctx: Context<'_, S>) {
-        if let Some(buffer) = &self.buffer {
-            if let Some(span) = ctx.span(&id) {
-                buffer.on_close(&span);
-            }
-        }
-        if !self.span_lines.closed || crate::sink::in_writer() {
-            return;
-        }
-        let Some(span) = ctx.span(&id) else {
-            return;
-        };
-        let opened = span.extensions().get::<OpenedAt>().map(|o| o.0);
-        if let Some(opened) = opened {
-            let micros = u64::try_from(opened.elapsed().as_micros()).unwrap_or(u64::MAX);
-            self.lifecycle_line(&span, "span closed", Some(micros));
+        if self.buffer.is_some() || self.span_lines.closed {
+            self.span_closed(&id, &ctx);
         }
     }
 
@@ -277,6 +255,54 @@ where
             Some(std::ptr::from_ref(self).cast())
         } else {
             None
+        }
+    }
+}
+
+impl<F: LineFormat> OutputLayer<F> {
+    #[inline(never)]
+    fn span_opened<S>(&self, id: &tracing_core::span::Id, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if crate::sink::in_writer() {
+            return;
+        }
+        let Some(span) = ctx.span(id) else {
+            return;
+        };
+        if !self.wants_span_line(&span, ctx) {
+            return;
+        }
+        if self.span_lines.closed {
+            span.extensions_mut()
+                .insert(OpenedAt(std::time::Instant::now()));
+        }
+        if self.span_lines.opened {
+            self.lifecycle_line(&span, "span opened", None);
+        }
+    }
+
+    #[inline(never)]
+    fn span_closed<S>(&self, id: &tracing_core::span::Id, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if let Some(buffer) = &self.buffer {
+            if let Some(span) = ctx.span(id) {
+                buffer.on_close(&span);
+            }
+        }
+        if !self.span_lines.closed || crate::sink::in_writer() {
+            return;
+        }
+        let Some(span) = ctx.span(id) else {
+            return;
+        };
+        let opened = span.extensions().get::<OpenedAt>().map(|o| o.0);
+        if let Some(opened) = opened {
+            let micros = u64::try_from(opened.elapsed().as_micros()).unwrap_or(u64::MAX);
+            self.lifecycle_line(&span, "span closed", Some(micros));
         }
     }
 }
