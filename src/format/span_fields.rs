@@ -90,11 +90,7 @@ impl SpanFields {
             // A new span has no members yet: one key set serves every field,
             // and most field sets need no checking at all.
             let plain = fast && plain;
-            let mut keys = if plain {
-                KeySet::<SPAN_KEYS>::unchecked_clean()
-            } else {
-                KeySet::<SPAN_KEYS>::new(RESERVED)
-            };
+            let mut keys = None;
             attrs.record(&mut Recorder {
                 fields: self,
                 keys: Some(&mut keys),
@@ -404,9 +400,11 @@ fn plain_names(fields: &tracing_core::field::FieldSet) -> bool {
 /// Renders each recorded field as one member, keeping the index current.
 struct Recorder<'a, 'k> {
     fields: &'a mut SpanFields,
-    /// Shared across the fields of a new span; `None` when recording into an
-    /// existing span, whose keys are rebuilt per field.
-    keys: Option<&'a mut KeySet<'k, SPAN_KEYS>>,
+    /// Shared across the fields of a new span, made by the first field
+    /// that takes the general path (the plain path needs none: most spans
+    /// never make one); `None` when recording into an existing span, whose
+    /// keys are rebuilt per field.
+    keys: Option<&'a mut Option<KeySet<'k, SPAN_KEYS>>>,
     /// A new span whose field names need no checking or escaping
     /// ([`plain_names`]): a field with a number, a boolean or a string with
     /// nothing to escape is appended as `,"name":value` in one go.
@@ -442,8 +440,17 @@ impl Recorder<'_, '_> {
         record: impl FnOnce(&mut JsonFields<'_, '_, MemberText, SPAN_KEYS>),
     ) {
         let mut rebuilt;
+        let plain = self.plain;
         let keys = if let Some(keys) = self.keys.as_deref_mut() {
-            keys
+            // A plain field set has nothing to check: every key is its
+            // field's name.
+            keys.get_or_insert_with(|| {
+                if plain {
+                    KeySet::<SPAN_KEYS>::unchecked_clean()
+                } else {
+                    KeySet::<SPAN_KEYS>::new(RESERVED)
+                }
+            })
         } else {
             self.fields.remove_existing(field.index());
             rebuilt = KeySet::<SPAN_KEYS>::new(RESERVED);
