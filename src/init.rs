@@ -817,26 +817,27 @@ impl Builder {
                     capture: capture.map(|(c, _)| c),
                     raise: raise.clone(),
                 });
-            let report = match format {
-                OutputFormat::Json => DropReport::Json,
-                OutputFormat::Pretty => DropReport::Text,
+            let json = (format == OutputFormat::Json).then(|| {
+                output
+                    .json
+                    .unwrap_or_default()
+                    .with_default_static_fields(static_defaults.clone())
+            });
+            // The "lines dropped" line in the output's own format.
+            let report = match &json {
+                Some(json) => crate::output::layer::drop_report(json.clone()),
+                None => DropReport::Text,
             };
             let sink = LineSink::new(output.target, mode, output.capacity, report);
             sinks.push(sink.clone());
             let span_lines = output.span_lines.unwrap_or_default();
-            let layer = match format {
-                OutputFormat::Json => {
-                    let json = output
-                        .json
-                        .unwrap_or_default()
-                        .with_default_static_fields(static_defaults.clone());
-                    OutputLayer::new(json, sink, gate.take())
-                        .with_span_lines(span_lines, lines.clone())
-                        .with_buffer(hook)
-                        .with_sdk_diagnostics(sdk_diagnostics.take())
-                        .boxed()
-                }
-                OutputFormat::Pretty => OutputLayer::new(PrettyFormat::new(), sink, gate.take())
+            let layer = match json {
+                Some(json) => OutputLayer::new(json, sink, gate.take())
+                    .with_span_lines(span_lines, lines.clone())
+                    .with_buffer(hook)
+                    .with_sdk_diagnostics(sdk_diagnostics.take())
+                    .boxed(),
+                None => OutputLayer::new(PrettyFormat::new(), sink, gate.take())
                     .with_span_lines(span_lines, lines.clone())
                     .with_buffer(hook)
                     .with_sdk_diagnostics(sdk_diagnostics.take())

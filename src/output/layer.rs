@@ -8,17 +8,19 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::sync::Arc;
 
-use tracing_core::{Event, Subscriber};
+use tracing_core::field::Value;
+use tracing_core::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
-use tracing_subscriber::Layer;
+use tracing_subscriber::{Layer, Registry};
 
 use super::filter::{LogRecordGate, Swappable};
 use crate::ids::TraceIds;
-use crate::sink::LineSink;
+use crate::sink::{DropReport, LineSink};
 use crate::{JsonFormat, PrettyFormat};
 
 /// A line format the event layer can drive: JSON or pretty.
@@ -31,6 +33,36 @@ pub(crate) trait LineFormat: Send + Sync + 'static {
         span: Option<&SpanRef<'a, R>>,
         ids: Option<TraceIds>,
     ) -> fmt::Result;
+}
+
+/// The static callsites of the "lines dropped" report event (only WARN is
+/// used).
+mod report_event {
+    pub(crate) const FIELDS: &[&str] = &["message", "dropped_lines"];
+
+    crate::level_callsites::level_callsites!("lines dropped", "tracing_correlation", FIELDS);
+}
+
+/// An output's "N lines dropped" line rendered by its own `format`, as a
+/// WARN event with the fields `message` and `dropped_lines`: the line has
+/// the output's profile keys, level names and static fields.
+pub(crate) fn drop_report<F: LineFormat>(format: F) -> DropReport {
+    DropReport::Format(Arc::new(move |dropped, out| {
+        let meta = report_event::callsite(Level::WARN).0;
+        let fields = meta.fields();
+        let mut names = fields.iter();
+        let (Some(message_field), Some(dropped_field)) = (names.next(), names.next()) else {
+            return Err(fmt::Error);
+        };
+        let message: &dyn Value = &format_args!("{dropped} {}", crate::sink::DROP_MESSAGE);
+        let values = [
+            (&message_field, Some(message)),
+            (&dropped_field, Some(&dropped as &dyn Value)),
+        ];
+        let value_set = fields.value_set(&values);
+        let event = Event::new(meta, &value_set);
+        format.write_line(out, &event, None::<&SpanRef<'_, Registry>>, None)
+    }))
 }
 
 impl<T: FormatTime + Send + Sync + 'static> LineFormat for JsonFormat<T> {

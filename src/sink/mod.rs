@@ -16,7 +16,7 @@ mod target;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use drop_report::DropReport;
+pub(crate) use drop_report::{DropReport, MESSAGE as DROP_MESSAGE};
 pub(crate) use line_sink::{flush_all, in_writer, LineSink, DEFAULT_CAPACITY_BYTES};
 pub use line_sink::{OutputReport, WriteMode};
 pub use target::Target;
