@@ -28,7 +28,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use super::filter::Swappable;
-use super::layer::{LineFormat, OutputLayer};
+use super::layer::{write_count_line, LineFormat, OutputLayer};
 use super::verbosity::Verbosity;
 use crate::ids::TraceIds;
 use crate::layer::{with_span_data, SpanData};
@@ -810,21 +810,15 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     F: LineFormat,
 {
-    use tracing_core::field::Value;
-    let meta = report::callsite(Level::WARN).0;
-    let fields = meta.fields();
-    let mut names = fields.iter();
-    let (Some(message_field), Some(dropped_field)) = (names.next(), names.next()) else {
-        return Err(fmt::Error);
-    };
-    let message: &dyn Value = &format_args!("{dropped} {}", report::MESSAGE);
-    let values = [
-        (&message_field, Some(message)),
-        (&dropped_field, Some(&dropped as &dyn Value)),
-    ];
-    let value_set = fields.value_set(&values);
-    let event = Event::new_child_of(span.id(), meta, &value_set);
-    layer.format.write_line(out, &event, Some(span), Some(ids))
+    write_count_line(
+        &layer.format,
+        out,
+        report::callsite(Level::WARN).0,
+        format_args!("{dropped} {}", report::MESSAGE),
+        dropped,
+        Some(span),
+        Some(ids),
+    )
 }
 
 /// Marks a formatted line as buffered: `,"buffered":true` before a JSON

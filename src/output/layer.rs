@@ -48,21 +48,45 @@ mod report_event {
 /// the output's profile keys, level names and static fields.
 pub(crate) fn drop_report<F: LineFormat>(format: F) -> DropReport {
     DropReport::Format(Arc::new(move |dropped, out| {
-        let meta = report_event::callsite(Level::WARN).0;
-        let fields = meta.fields();
-        let mut names = fields.iter();
-        let (Some(message_field), Some(dropped_field)) = (names.next(), names.next()) else {
-            return Err(fmt::Error);
-        };
-        let message: &dyn Value = &format_args!("{dropped} {}", crate::sink::DROP_MESSAGE);
-        let values = [
-            (&message_field, Some(message)),
-            (&dropped_field, Some(&dropped as &dyn Value)),
-        ];
-        let value_set = fields.value_set(&values);
-        let event = Event::new(meta, &value_set);
-        format.write_line(out, &event, None::<&SpanRef<'_, Registry>>, None)
+        write_count_line(
+            &format,
+            out,
+            report_event::callsite(Level::WARN).0,
+            format_args!("{dropped} {}", crate::sink::DROP_MESSAGE),
+            dropped,
+            None::<&SpanRef<'_, Registry>>,
+            None,
+        )
     }))
+}
+
+/// Writes, through `format`, a line of the crate's own: an event of `meta`
+/// (whose two fields are a message and a count), the child of `span` when
+/// there is one.
+pub(crate) fn write_count_line<'a, F: LineFormat, R: LookupSpan<'a>>(
+    format: &F,
+    out: &mut String,
+    meta: &'static tracing_core::Metadata<'static>,
+    message: fmt::Arguments<'_>,
+    count: u64,
+    span: Option<&SpanRef<'a, R>>,
+    ids: Option<TraceIds>,
+) -> fmt::Result {
+    let fields = meta.fields();
+    let mut names = fields.iter();
+    let (Some(message_field), Some(count_field)) = (names.next(), names.next()) else {
+        return Err(fmt::Error);
+    };
+    let values = [
+        (&message_field, Some(&message as &dyn Value)),
+        (&count_field, Some(&count as &dyn Value)),
+    ];
+    let value_set = fields.value_set(&values);
+    let event = match span {
+        Some(span) => Event::new_child_of(span.id(), meta, &value_set),
+        None => Event::new(meta, &value_set),
+    };
+    format.write_line(out, &event, span, ids)
 }
 
 impl<T: FormatTime + Send + Sync + 'static> LineFormat for JsonFormat<T> {
