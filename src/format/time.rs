@@ -23,6 +23,34 @@ thread_local! {
     /// The last second this thread formatted and its text up to the `.`:
     /// calendar arithmetic runs once a second, not once a line.
     static LAST_SECOND: Cell<(i64, [u8; 20])> = const { Cell::new((i64::MIN, [0; 20])) };
+    /// The time read for the line this thread formats, in nanoseconds since
+    /// the Unix epoch (0: none), until the output it is handed to takes it
+    /// as the line's place in time: one clock read a line, not two.
+    static LINE_CLOCK: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The time read for the line being handed over (see `write_now`), or the
+/// time now if its format read none; in nanoseconds since the Unix epoch.
+/// Clears it, so that a later line never takes it.
+pub(crate) fn take_line_clock() -> u64 {
+    match LINE_CLOCK.try_with(|clock| clock.replace(0)) {
+        Ok(at) if at != 0 => at,
+        _ => clock_now(),
+    }
+}
+
+/// Forgets the time read for a line that is not handed to an output (kept
+/// in an error buffer): it must not stand for a later line's.
+pub(crate) fn discard_line_clock() {
+    let _ = LINE_CLOCK.try_with(|clock| clock.set(0));
+}
+
+fn clock_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+        })
 }
 
 impl FormatTime for Rfc3339Micros {
@@ -38,6 +66,8 @@ pub(crate) fn write_now<W: fmt::Write + ?Sized>(out: &mut W) -> fmt::Result {
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
+    let _ =
+        LINE_CLOCK.try_with(|clock| clock.set(u64::try_from(now.as_nanos()).unwrap_or(u64::MAX)));
     let seconds = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
     let cached = LAST_SECOND.try_with(|last| {
         let (second, mut prefix) = last.get();

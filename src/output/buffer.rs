@@ -720,6 +720,8 @@ impl BufferHook {
             mark(line);
             if self.buffers.append(trace, root, line.as_bytes()) == Appended::PassThrough {
                 layer.sink.write_line(line.as_bytes());
+            } else {
+                crate::format::time::discard_line_clock();
             }
         });
         Route::Done

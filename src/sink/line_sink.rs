@@ -2,7 +2,7 @@
 
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,7 @@ use super::drop_report::DropReport;
 use super::target::{Outcome, Output, Target};
 
 use crate::diagnostics::report;
+use crate::format::time::take_line_clock;
 
 /// The byte capacity of an output when none is given: 512 KiB of lines may
 /// wait, and with the batch being written the output holds at most 1 MiB.
@@ -176,53 +177,158 @@ impl Drop for Handle {
     }
 }
 
-/// Where the sink stands.
+/// Where the sink stands. Kept in an atomic: logging threads read it under
+/// their lane's lock, without the state lock; it changes only under the
+/// state lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 enum Phase {
     /// The worker writes queued lines.
-    Running,
+    Running = 0,
     /// Shutdown asked: the worker writes what is queued, then stops.
-    Closing,
+    Closing = 1,
     /// No worker (Direct mode, spawn failure, or after shutdown): each line
     /// is written by the thread that logs it.
-    Direct,
+    Direct = 2,
     /// Shutdown timed out while the worker was still inside a write: lines
     /// are counted as lost until that write returns, then `Direct`.
-    Abandoned,
+    Abandoned = 3,
+}
+
+impl Phase {
+    fn from_u8(value: u8) -> Phase {
+        match value {
+            0 => Phase::Running,
+            1 => Phase::Closing,
+            2 => Phase::Direct,
+            _ => Phase::Abandoned,
+        }
+    }
+}
+
+/// The least a lane may hold, however many threads log: enough for a batch
+/// of a few hundred lines.
+const MIN_LANE_BYTES: usize = 64 * 1024;
+
+/// What one queued line costs a lane beyond its bytes: its [`Mark`].
+pub(super) const MARK_BYTES: usize = std::mem::size_of::<Mark>();
+
+/// One queued line's place in its lane.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Mark {
+    /// When it was logged: the time its format read for it (else the time
+    /// it was queued), in nanoseconds since the Unix epoch. Lines of one
+    /// epoch from different lanes are written in this order.
+    at: u64,
+    /// The sink's epoch when it was accepted, read under the lane's lock.
+    epoch: u64,
+    /// Where the line ends in the lane's bytes.
+    end: usize,
+}
+
+/// The lines one thread has queued for one sink. Only its own thread
+/// appends to it (except the shared fallback lane), so its lock is
+/// contended only by the worker taking its lines, once per batch.
+struct Lane {
+    queue: Mutex<Queue>,
+}
+
+#[derive(Default)]
+struct Queue {
+    /// Whole lines, back to back.
+    bytes: Vec<u8>,
+    /// One per line in `bytes`, in order.
+    marks: Vec<Mark>,
+    /// Lines ever accepted into this lane.
+    accepted: u64,
+    /// Lines dropped for lack of room and not yet reported in-band.
+    unreported_drops: u64,
+    /// The sink has stopped using its lanes: the thread may forget it.
+    closed: bool,
+}
+
+impl Queue {
+    /// Bytes this queue holds against its lane's limit.
+    fn used(&self) -> usize {
+        self.bytes.len() + self.marks.len() * MARK_BYTES
+    }
+
+    fn push(&mut self, line: &[u8], at: u64, epoch: u64) {
+        self.bytes.extend_from_slice(line);
+        self.marks.push(Mark {
+            at,
+            epoch,
+            end: self.bytes.len(),
+        });
+        self.accepted += 1;
+    }
+}
+
+/// The lanes of a sink, and what the lanes of exited threads had accepted.
+#[derive(Default)]
+struct Lanes {
+    list: Vec<Arc<Lane>>,
+    /// Lines accepted by lanes that were removed (their thread exited and
+    /// the worker had written everything in them).
+    retired_accepted: u64,
+}
+
+/// Sink ids, so that a thread's lanes are found by their sink (an address
+/// could be reused by a later sink).
+static NEXT_SINK_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's lane of each sink it has logged to.
+    static MY_LANES: std::cell::RefCell<Vec<(u64, Arc<Lane>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 struct State {
-    /// Whole lines waiting for the worker.
-    front: Vec<u8>,
-    /// Lines in `front`.
-    front_lines: u64,
-    /// Lines ever accepted into the queue, and those of them written or lost:
-    /// `flush` waits for `settled` to reach `accepted`.
-    accepted: u64,
+    /// A worker thread was started and has not finished: lines queued in
+    /// lanes will be written.
+    worker_running: bool,
+    /// Lines written or counted as lost, over all lanes.
     settled: u64,
-    phase: Phase,
+    /// Every line tagged with an epoch up to this one is settled.
+    written_epoch: u64,
+    /// The highest epoch a `flush` waits for.
+    flush_epoch: u64,
     /// The worker waits for work; a producer that sees this wakes it (once).
     worker_idle: bool,
     /// The worker, having just written a batch, waits a little for more
-    /// before going idle; a producer wakes it only once the buffer is half
+    /// before going idle; a producer wakes it only once its lane is half
     /// full. Without it a worker faster than its producers (a target like
     /// /dev/null) goes idle after every line, and every line pays a wake.
     worker_lingering: bool,
-    /// Threads waiting for room (Block) or for progress (flush, shutdown):
-    /// notified only when someone waits.
+    /// Threads waiting for room in their lane (Block), or for progress
+    /// (flush, shutdown): notified only when someone waits.
     space_waiters: u32,
     progress_waiters: u32,
-    /// Lines larger than the capacity waiting for an empty buffer; while
-    /// any wait, smaller lines do not take the room they need.
-    big_waiters: u32,
-    /// Lines dropped for lack of room and not yet reported in-band.
-    unreported_drops: u64,
+    /// A Block-mode producer found its lane full since the worker last
+    /// started a batch: the worker takes the lanes at once.
+    space_wanted: bool,
 }
 
 struct Shared {
+    id: u64,
     mode: WriteMode,
     capacity: usize,
+    phase: AtomicU8,
+    /// Advanced by the worker at each batch; every queued line carries the
+    /// epoch it was accepted in (see [`Shared::collect`]).
+    epoch: AtomicU64,
+    /// What one lane may hold: the capacity shared among the lanes, never
+    /// less than [`MIN_LANE_BYTES`].
+    lane_limit: AtomicUsize,
+    /// Mirrors of `State::worker_idle` and `worker_lingering`, read by
+    /// logging threads without the lock.
+    idle: AtomicBool,
+    lingering: AtomicBool,
     state: Mutex<State>,
+    lanes: Mutex<Lanes>,
+    /// For a thread whose own lanes cannot be reached (while its
+    /// thread-locals are torn down, or inside a nested call).
+    fallback: Arc<Lane>,
     /// The worker waits here for lines.
     work: Condvar,
     /// Block-mode producers wait here for room.
@@ -239,16 +345,16 @@ struct Shared {
     lost: AtomicU64,
     error_reported: AtomicBool,
     final_reported: AtomicBool,
-    /// Capacity of the worker's own buffer (for the memory bound and tests).
-    back_capacity: AtomicUsize,
+    /// Capacity of the worker's own buffers (for the memory bound and tests).
+    worker_capacity: AtomicUsize,
     /// How many times a producer woke the worker.
     wakeups: AtomicU64,
 }
 
 impl LineSink {
     /// A sink writing to `target`. `capacity_bytes` bounds the bytes waiting
-    /// for the worker (the sink holds at most twice that: the waiting lines
-    /// and the batch being written), except while a single larger line is
+    /// for the worker, shared among the threads that log (each may queue at
+    /// least [`MIN_LANE_BYTES`]), except while a single larger line is
     /// written. Falls back to [`WriteMode::Direct`] when the worker thread
     /// cannot be spawned.
     pub(crate) fn new(
@@ -259,30 +365,38 @@ impl LineSink {
     ) -> LineSink {
         let capacity = capacity_bytes.max(1);
         let queued = mode != WriteMode::Direct;
+        let fallback = Arc::new(Lane {
+            queue: Mutex::new(Queue::default()),
+        });
         let shared = Arc::new(Shared {
+            id: NEXT_SINK_ID.fetch_add(1, Ordering::Relaxed),
             mode,
             capacity,
+            phase: AtomicU8::new(if queued {
+                Phase::Running
+            } else {
+                Phase::Direct
+            } as u8),
+            epoch: AtomicU64::new(1),
+            lane_limit: AtomicUsize::new(capacity),
+            idle: AtomicBool::new(false),
+            lingering: AtomicBool::new(false),
             state: Mutex::new(State {
-                front: if queued {
-                    Vec::with_capacity(capacity)
-                } else {
-                    Vec::new()
-                },
-                front_lines: 0,
-                accepted: 0,
+                worker_running: queued,
                 settled: 0,
-                phase: if queued {
-                    Phase::Running
-                } else {
-                    Phase::Direct
-                },
+                written_epoch: 0,
+                flush_epoch: 0,
                 worker_idle: false,
                 worker_lingering: false,
                 space_waiters: 0,
                 progress_waiters: 0,
-                big_waiters: 0,
-                unreported_drops: 0,
+                space_wanted: false,
             }),
+            lanes: Mutex::new(Lanes {
+                list: vec![Arc::clone(&fallback)],
+                retired_accepted: 0,
+            }),
+            fallback,
             work: Condvar::new(),
             space: Condvar::new(),
             progress: Condvar::new(),
@@ -294,7 +408,7 @@ impl LineSink {
             lost: AtomicU64::new(0),
             error_reported: AtomicBool::new(false),
             final_reported: AtomicBool::new(false),
-            back_capacity: AtomicUsize::new(0),
+            worker_capacity: AtomicUsize::new(0),
             wakeups: AtomicU64::new(0),
         });
         if queued {
@@ -306,8 +420,8 @@ impl LineSink {
                      lines are written by the threads that log them"
                 );
                 let mut state = lock(&shared.state);
-                state.phase = Phase::Direct;
-                state.front = Vec::new();
+                state.worker_running = false;
+                shared.set_phase(Phase::Direct);
             }
         }
         {
@@ -323,9 +437,10 @@ impl LineSink {
     /// Hands over one complete line (ending in `\n`, with no other `\n`).
     ///
     /// Never panics and allocates nothing in steady state; in Block and Drop
-    /// it holds the state lock only to copy the line. Block waits for room;
-    /// Drop counts the line when there is none; Direct writes it now. A line
-    /// logged by the writer itself (see [`in_writer`]) is dropped and counted.
+    /// it holds only its own thread's lane lock, to copy the line. Block
+    /// waits for room; Drop counts the line when there is none; Direct
+    /// writes it now. A line logged by the writer itself (see [`in_writer`])
+    /// is dropped and counted.
     pub(crate) fn write_line(&self, line: &[u8]) {
         self.handle.shared.write_line(line);
     }
@@ -359,11 +474,19 @@ impl LineSink {
         self.handle.shared.report()
     }
 
-    /// Bytes of buffer capacity the sink holds (front and back).
+    /// Bytes of buffer capacity the sink holds: its lanes' and its worker's.
     #[cfg(test)]
     pub(super) fn buffer_capacity(&self) -> usize {
         let shared = &self.handle.shared;
-        lock(&shared.state).front.capacity() + shared.back_capacity.load(Ordering::Acquire)
+        let lanes: usize = lock(&shared.lanes)
+            .list
+            .iter()
+            .map(|lane| {
+                let queue = lock(&lane.queue);
+                queue.bytes.capacity() + queue.marks.capacity() * MARK_BYTES
+            })
+            .sum();
+        lanes + shared.worker_capacity.load(Ordering::Acquire)
     }
 
     /// How many times a logging thread woke the worker.
@@ -375,7 +498,7 @@ impl LineSink {
     /// `true` once no worker runs (never started, or stopped).
     #[cfg(test)]
     pub(super) fn worker_stopped(&self) -> bool {
-        lock(&self.handle.shared.state).phase == Phase::Direct
+        !lock(&self.handle.shared.state).worker_running
     }
 
     /// Tells, once the sink is dropped, whether its state still exists
@@ -404,7 +527,50 @@ fn spawn_worker(run: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
         .map(drop)
 }
 
+/// What became of an attempt to queue a line in a lane.
+enum Step {
+    /// Queued; `half_full` when the lane is now at least half full.
+    Queued { half_full: bool },
+    /// Dropped and counted (Drop mode, no room).
+    Dropped,
+    /// No room (Block mode): wait for the worker.
+    Full,
+    /// The sink no longer queues lines.
+    NotQueued(Phase),
+}
+
+/// Lines taken from one lane for one batch, and the buffers they came in.
+struct Chunk {
+    bytes: Vec<u8>,
+    marks: Vec<Mark>,
+}
+
+/// The worker's buffers, kept from batch to batch (no allocation in steady
+/// state).
+struct Work {
+    /// A snapshot of the lanes, taken each batch.
+    lanes: Vec<Arc<Lane>>,
+    /// The lines taken this batch, one chunk per lane that had any.
+    chunks: Vec<Chunk>,
+    /// Emptied buffers, given to the next lanes taken.
+    spares: Vec<Chunk>,
+    /// Lines of several lanes, merged in the order they were accepted.
+    merged: Vec<u8>,
+    /// Where the merge stands in each chunk.
+    positions: Vec<usize>,
+    report_line: String,
+}
+
 impl Shared {
+    fn phase(&self) -> Phase {
+        Phase::from_u8(self.phase.load(Ordering::Acquire))
+    }
+
+    /// Only with the state lock held.
+    fn set_phase(&self, phase: Phase) {
+        self.phase.store(phase as u8, Ordering::Release);
+    }
+
     fn write_line(&self, line: &[u8]) {
         if in_writer() {
             self.dropped_reentrant.fetch_add(1, Ordering::Relaxed);
@@ -414,81 +580,202 @@ impl Shared {
             self.write_direct(line);
             return;
         }
-        let big = line.len() > self.capacity;
-        // A line larger than the buffer is copied into a buffer of its own
-        // before taking the lock: allocating and copying megabytes must not
-        // hold up the other threads. It replaces the (empty) front buffer.
-        let mut own_buffer = if big { line.to_vec() } else { Vec::new() };
-        let mut state = lock(&self.state);
-        let mut counted_as_big_waiter = false;
-        loop {
-            match state.phase {
-                Phase::Running | Phase::Closing => {}
-                Phase::Direct => {
-                    if counted_as_big_waiter {
-                        state.big_waiters -= 1;
-                    }
-                    drop(state);
-                    self.write_direct(line);
-                    return;
-                }
-                Phase::Abandoned => {
-                    if counted_as_big_waiter {
-                        state.big_waiters -= 1;
-                    }
-                    drop(state);
-                    self.lost.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
+        // Checked again under the lane's lock; here so that a thread does
+        // not set up a lane for a sink that has stopped queueing.
+        let phase = self.phase();
+        let step = if !matches!(phase, Phase::Running | Phase::Closing) {
+            Step::NotQueued(phase)
+        } else if line.len() + MARK_BYTES > self.lane_limit() {
+            self.write_big(line)
+        } else {
+            self.with_lane(|lane| match self.try_queue(lane, line) {
+                Step::Full => Err(Arc::clone(lane)),
+                step => Ok(step),
+            })
+            .unwrap_or_else(|lane| self.wait_for_room(&lane, line))
+        };
+        match step {
+            Step::Queued { half_full } => self.after_queue(half_full),
+            Step::Dropped | Step::Full => {}
+            Step::NotQueued(Phase::Abandoned) => {
+                self.lost.fetch_add(1, Ordering::Relaxed);
             }
-            let fits = if big {
-                state.front.is_empty()
-            } else {
-                state.big_waiters == 0 && state.front.len() + line.len() <= self.capacity
-            };
-            if fits {
-                break;
-            }
-            if self.mode == WriteMode::Drop {
-                state.unreported_drops += 1;
-                drop(state);
-                self.dropped_full.fetch_add(1, Ordering::Relaxed);
+            Step::NotQueued(_) => self.write_direct(line),
+        }
+    }
+
+    fn lane_limit(&self) -> usize {
+        self.lane_limit.load(Ordering::Relaxed)
+    }
+
+    /// Runs `f` with this thread's lane of this sink, registering one on
+    /// first use; with the shared fallback lane when the thread's lanes
+    /// cannot be reached (its thread-locals are being torn down).
+    fn with_lane<R>(&self, mut f: impl FnMut(&Arc<Lane>) -> R) -> R {
+        let mut result = None;
+        let _ = MY_LANES.try_with(|mine| {
+            let Ok(mut mine) = mine.try_borrow_mut() else {
                 return;
+            };
+            let found = mine.iter().position(|(id, _)| *id == self.id);
+            let index = found.unwrap_or_else(|| {
+                // Forget the lanes of sinks that have stopped.
+                mine.retain(|(_, lane)| !lock(&lane.queue).closed);
+                mine.push((self.id, self.register_lane()));
+                mine.len() - 1
+            });
+            result = Some(f(&mine[index].1));
+        });
+        match result {
+            Some(result) => result,
+            None => f(&self.fallback),
+        }
+    }
+
+    /// A new lane for the calling thread, its buffers sized for the limit
+    /// once it is counted.
+    fn register_lane(&self) -> Arc<Lane> {
+        let mut lanes = lock(&self.lanes);
+        // The fallback lane is not counted: it is rarely used.
+        let count = lanes.list.len();
+        let limit = (self.capacity / count.max(1))
+            .max(MIN_LANE_BYTES)
+            .min(self.capacity);
+        self.lane_limit.store(limit, Ordering::Relaxed);
+        let (bytes, marks) = lane_buffers(limit);
+        let lane = Arc::new(Lane {
+            queue: Mutex::new(Queue {
+                bytes,
+                marks,
+                ..Queue::default()
+            }),
+        });
+        lanes.list.push(Arc::clone(&lane));
+        lane
+    }
+
+    fn try_queue(&self, lane: &Lane, line: &[u8]) -> Step {
+        let mut queue = lock(&lane.queue);
+        let phase = self.phase();
+        if !matches!(phase, Phase::Running | Phase::Closing) {
+            return Step::NotQueued(phase);
+        }
+        let limit = self.lane_limit();
+        // Within the lane's limit (its buffers grow only while a lane of
+        // short lines first fills up); an empty lane takes any line that is
+        // not big (the limit may have shrunk since the caller checked).
+        let fits = queue.marks.is_empty() || queue.used() + line.len() + MARK_BYTES <= limit;
+        if !fits {
+            if self.mode == WriteMode::Drop {
+                queue.unreported_drops += 1;
+                drop(queue);
+                self.dropped_full.fetch_add(1, Ordering::Relaxed);
+                return Step::Dropped;
             }
-            if big && !counted_as_big_waiter {
-                state.big_waiters += 1;
-                counted_as_big_waiter = true;
+            return Step::Full;
+        }
+        // Both under the lane's lock: see `collect`.
+        let epoch = self.epoch.load(Ordering::Relaxed);
+        queue.push(line, take_line_clock(), epoch);
+        Step::Queued {
+            half_full: queue.used() >= limit / 2,
+        }
+    }
+
+    /// Wakes the worker if it went idle, or if it is gathering and this
+    /// lane is half full.
+    fn after_queue(&self, half_full: bool) {
+        if self.idle.load(Ordering::SeqCst) || (half_full && self.lingering.load(Ordering::Relaxed))
+        {
+            let mut state = lock(&self.state);
+            if state.worker_idle || (half_full && state.worker_lingering) {
+                self.wake_worker(&mut state);
+                self.wakeups.fetch_add(1, Ordering::Relaxed);
             }
-            state.space_waiters += 1;
+        }
+    }
+
+    /// With the state lock held: gets the worker going now.
+    fn wake_worker(&self, state: &mut State) {
+        state.worker_idle = false;
+        state.worker_lingering = false;
+        self.idle.store(false, Ordering::SeqCst);
+        self.lingering.store(false, Ordering::Relaxed);
+        self.work.notify_one();
+    }
+
+    /// Block mode, this thread's lane full: waits until the worker has taken
+    /// its lines.
+    fn wait_for_room(&self, lane: &Arc<Lane>, line: &[u8]) -> Step {
+        let mut state = lock(&self.state);
+        state.space_waiters += 1;
+        let step = loop {
+            match self.try_queue(lane, line) {
+                Step::Full => {}
+                step => break step,
+            }
+            state.space_wanted = true;
+            self.wake_worker(&mut state);
             state = self
                 .space
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
+        };
+        state.space_waiters -= 1;
+        step
+    }
+
+    /// A line larger than a lane: copied into a buffer of its own before
+    /// any lock (allocating and copying megabytes must not hold up the
+    /// worker), which replaces this thread's lane buffer once that lane is
+    /// empty. The worker frees it once the line is written.
+    fn write_big(&self, line: &[u8]) -> Step {
+        let mut own = line.to_vec();
+        let lane = self.with_lane(Arc::clone);
+        let mut state = lock(&self.state);
+        let mut waiting = false;
+        let step = loop {
+            {
+                let mut queue = lock(&lane.queue);
+                let phase = self.phase();
+                if !matches!(phase, Phase::Running | Phase::Closing) {
+                    break Step::NotQueued(phase);
+                }
+                if queue.marks.is_empty() {
+                    let epoch = self.epoch.load(Ordering::Relaxed);
+                    let at = take_line_clock();
+                    std::mem::swap(&mut queue.bytes, &mut own);
+                    let end = queue.bytes.len();
+                    queue.marks.push(Mark { at, epoch, end });
+                    queue.accepted += 1;
+                    break Step::Queued { half_full: true };
+                }
+                if self.mode == WriteMode::Drop {
+                    queue.unreported_drops += 1;
+                    drop(queue);
+                    self.dropped_full.fetch_add(1, Ordering::Relaxed);
+                    break Step::Dropped;
+                }
+            }
+            if !waiting {
+                state.space_waiters += 1;
+                waiting = true;
+            }
+            state.space_wanted = true;
+            self.wake_worker(&mut state);
+            state = self
+                .space
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        };
+        if waiting {
             state.space_waiters -= 1;
         }
-        if counted_as_big_waiter {
-            state.big_waiters -= 1;
-        }
-        if big {
-            // The worker frees this buffer once the line is written.
-            std::mem::swap(&mut state.front, &mut own_buffer);
-        } else {
-            state.front.extend_from_slice(line);
-        }
-        state.front_lines += 1;
-        state.accepted += 1;
-        let wake = std::mem::replace(&mut state.worker_idle, false)
-            || (state.worker_lingering && state.front.len() >= self.capacity / 2 && {
-                state.worker_lingering = false;
-                true
-            });
         drop(state);
-        if wake {
-            self.wakeups.fetch_add(1, Ordering::Relaxed);
-            self.work.notify_one();
-        }
-        // The front buffer a big line replaced is freed here, unlocked.
-        drop(own_buffer);
+        // The lane's previous buffer (or the unused copy) is freed here,
+        // unlocked.
+        drop(own);
+        step
     }
 
     /// Writes one line on the calling thread, with the target locked.
@@ -525,9 +812,15 @@ impl Shared {
             return true;
         }
         let deadline = Instant::now().checked_add(timeout);
+        // Every line accepted before this call carries this epoch or an
+        // earlier one.
+        let target = self.epoch.load(Ordering::Acquire);
         let mut state = lock(&self.state);
-        let target = state.accepted;
-        while state.settled < target && matches!(state.phase, Phase::Running | Phase::Closing) {
+        while state.written_epoch < target
+            && state.worker_running
+            && self.phase() != Phase::Abandoned
+        {
+            state.flush_epoch = state.flush_epoch.max(target);
             let Some(left) = deadline.map(|d| d.saturating_duration_since(Instant::now())) else {
                 state = self.wait_progress(state, None);
                 continue;
@@ -546,9 +839,9 @@ impl Shared {
         timeout: Option<Duration>,
     ) -> MutexGuard<'a, State> {
         state.progress_waiters += 1;
-        if state.worker_lingering {
+        if state.worker_lingering || state.worker_idle {
             // Someone waits for the lines: stop gathering and write them.
-            self.work.notify_one();
+            self.wake_worker(&mut state);
         }
         let mut state = match timeout {
             Some(timeout) => {
@@ -569,12 +862,9 @@ impl Shared {
     /// Asks the worker to write what is queued and stop, without waiting.
     fn close(&self) {
         let mut state = lock(&self.state);
-        if state.phase == Phase::Running {
-            state.phase = Phase::Closing;
-            if std::mem::replace(&mut state.worker_idle, false) || state.worker_lingering {
-                drop(state);
-                self.work.notify_one();
-            }
+        if self.phase() == Phase::Running {
+            self.set_phase(Phase::Closing);
+            self.wake_worker(&mut state);
         }
     }
 
@@ -583,17 +873,15 @@ impl Shared {
             self.close();
             let deadline = Instant::now().checked_add(timeout);
             let mut state = lock(&self.state);
-            while state.phase == Phase::Closing {
+            while state.worker_running && self.phase() != Phase::Abandoned {
                 let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
                 if left.is_some_and(|left| left.is_zero()) {
                     // Everything not yet written, queued or in the worker's
                     // hands, is lost; the worker stops when its write returns.
-                    let unwritten = state.accepted - state.settled;
-                    state.settled = state.accepted;
-                    state.front = Vec::new();
-                    state.front_lines = 0;
-                    state.unreported_drops = 0;
-                    state.phase = Phase::Abandoned;
+                    self.set_phase(Phase::Abandoned);
+                    let accepted = self.take_all_lanes(|_, _| {});
+                    let unwritten = accepted.saturating_sub(state.settled);
+                    state.settled = accepted;
                     self.lost.fetch_add(unwritten, Ordering::Relaxed);
                     break;
                 }
@@ -622,6 +910,25 @@ impl Shared {
         report
     }
 
+    /// Empties every lane (handing each one's bytes and marks to `take`)
+    /// and marks them closed; returns the lines ever accepted into lanes.
+    /// Only once the sink no longer queues lines.
+    fn take_all_lanes(&self, mut take: impl FnMut(&mut Vec<u8>, &mut Vec<Mark>)) -> u64 {
+        let lanes = lock(&self.lanes);
+        let mut accepted = lanes.retired_accepted;
+        for lane in &lanes.list {
+            let mut queue = lock(&lane.queue);
+            accepted += queue.accepted;
+            let Queue { bytes, marks, .. } = &mut *queue;
+            take(bytes, marks);
+            // A stopped sink's lanes hold no memory.
+            *bytes = Vec::new();
+            *marks = Vec::new();
+            queue.closed = true;
+        }
+        accepted
+    }
+
     fn report(&self) -> OutputReport {
         OutputReport {
             written: self.written.load(Ordering::Relaxed),
@@ -631,105 +938,313 @@ impl Shared {
         }
     }
 
-    /// The background thread: takes the queued lines in one swap, writes
+    /// Waits until there may be lines to write, or someone waits on the
+    /// worker, or the sink is closing. After a batch (`streaming`), first
+    /// gathers for up to [`LINGER`].
+    fn wait_for_lines(&self, streaming: bool) {
+        let mut state = lock(&self.state);
+        let mut lingered = !streaming;
+        loop {
+            // Producers waiting for room once their lanes are taken are
+            // served by the batch that takes them; waiting on them again
+            // (until they run) would spin.
+            let waited_on =
+                std::mem::take(&mut state.space_wanted) || state.flush_epoch > state.written_epoch;
+            if self.phase() != Phase::Running || waited_on {
+                return;
+            }
+            if !lingered {
+                state.worker_lingering = true;
+                self.lingering.store(true, Ordering::Relaxed);
+                state = self
+                    .work
+                    .wait_timeout(state, LINGER)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+                state.worker_lingering = false;
+                self.lingering.store(false, Ordering::Relaxed);
+                lingered = true;
+                continue;
+            }
+            // Idle only once every lane is seen empty after the flag is up:
+            // a line queued after a lane was looked at sees the flag.
+            state.worker_idle = true;
+            self.idle.store(true, Ordering::SeqCst);
+            if self.any_queued() {
+                state.worker_idle = false;
+                self.idle.store(false, Ordering::SeqCst);
+                return;
+            }
+            state = self
+                .work
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+            state.worker_idle = false;
+            self.idle.store(false, Ordering::SeqCst);
+        }
+    }
+
+    fn any_queued(&self) -> bool {
+        lock(&self.lanes).list.iter().any(|lane| {
+            let queue = lock(&lane.queue);
+            !queue.marks.is_empty() || queue.unreported_drops > 0
+        })
+    }
+
+    /// Takes the lines of every lane for one batch, and returns
+    /// (epoch cut, lines taken, drops to report, whether lines were left
+    /// for the next batch).
+    ///
+    /// Order across lanes: the epoch is advanced first, then each lane is
+    /// locked in turn; a line accepted after its lane was taken reads the
+    /// new epoch (the lane lock orders the two), so every line of the old
+    /// epoch or before is taken now. Lines of the new epoch that were
+    /// taken stay for the next batch: one of them may follow a line not yet
+    /// queued in a lane taken before it. If a line was logged after
+    /// another returned (on any thread), it carries the same epoch or a
+    /// later one, and a later time: within an epoch, lanes are merged by
+    /// time.
+    fn collect(&self, work: &mut Work) -> (u64, u64, u64, bool) {
+        let cut = self.epoch.fetch_add(1, Ordering::AcqRel);
+        {
+            let mut lanes = lock(&self.lanes);
+            let Lanes {
+                list,
+                retired_accepted,
+            } = &mut *lanes;
+            let before = list.len();
+            list.retain(|lane| {
+                // Only the list holds it: its thread has exited.
+                if Arc::strong_count(lane) > 1 {
+                    return true;
+                }
+                let queue = lock(&lane.queue);
+                if queue.marks.is_empty() && queue.unreported_drops == 0 {
+                    *retired_accepted += queue.accepted;
+                    false
+                } else {
+                    true
+                }
+            });
+            if list.len() != before {
+                let count = list.len().saturating_sub(1).max(1);
+                let limit = (self.capacity / count)
+                    .max(MIN_LANE_BYTES)
+                    .min(self.capacity);
+                self.lane_limit.store(limit, Ordering::Relaxed);
+            }
+            work.lanes.clear();
+            work.lanes.extend(list.iter().cloned());
+        }
+        let (mut lines, mut drops, mut held) = (0, 0, false);
+        let limit = self.lane_limit();
+        for lane in &work.lanes {
+            let mut queue = lock(&lane.queue);
+            drops += std::mem::take(&mut queue.unreported_drops);
+            if queue.marks.is_empty() {
+                continue;
+            }
+            let mut chunk = work.spares.pop().unwrap_or_else(|| {
+                let (bytes, marks) = lane_buffers(limit);
+                Chunk { bytes, marks }
+            });
+            std::mem::swap(&mut queue.bytes, &mut chunk.bytes);
+            std::mem::swap(&mut queue.marks, &mut chunk.marks);
+            let keep = chunk.marks.partition_point(|mark| mark.epoch <= cut);
+            if keep < chunk.marks.len() {
+                held = true;
+                let start = keep.checked_sub(1).map_or(0, |last| chunk.marks[last].end);
+                queue.bytes.extend_from_slice(&chunk.bytes[start..]);
+                for mark in &chunk.marks[keep..] {
+                    queue.marks.push(Mark {
+                        end: mark.end - start,
+                        ..*mark
+                    });
+                }
+                chunk.bytes.truncate(start);
+                chunk.marks.truncate(keep);
+            }
+            drop(queue);
+            if chunk.marks.is_empty() {
+                work.spares.push(chunk);
+            } else {
+                lines += chunk.marks.len() as u64;
+                work.chunks.push(chunk);
+            }
+        }
+        work.lanes.clear();
+        (cut, lines, drops, held)
+    }
+
+    /// The background thread: takes the queued lines of every lane, writes
     /// them in one batch, repeats; stops when closed and empty.
     fn run_worker(&self) {
         let _scope = WriterScope::enter();
-        let mut back: Vec<u8> = Vec::with_capacity(self.capacity);
-        self.back_capacity.store(back.capacity(), Ordering::Release);
-        let mut report_line = String::new();
+        let mut work = Work {
+            lanes: Vec::new(),
+            chunks: Vec::new(),
+            spares: Vec::new(),
+            merged: Vec::new(),
+            positions: Vec::new(),
+            report_line: String::new(),
+        };
         // Whether the last turn wrote a batch: lines are then still coming,
-        // and the next batch is gathered for up to `LINGER` (or until the
-        // buffer is half full) rather than taken at once. Taking it at once
+        // and the next batch is gathered for up to `LINGER` (or until a
+        // lane is half full) rather than taken at once. Taking it at once
         // makes a worker faster than its producers (a target like
-        // /dev/null) write a few lines per call, contending for the lock
+        // /dev/null) write a few lines per call, contending for the lanes
         // with every producer and using a core of its own.
         let mut streaming = false;
         loop {
-            let mut state = lock(&self.state);
-            let mut lingered = false;
-            loop {
-                let empty = state.front.is_empty() && state.unreported_drops == 0;
-                let waited_on =
-                    state.space_waiters > 0 || state.progress_waiters > 0 || state.big_waiters > 0;
-                let gather = streaming
-                    && !lingered
-                    && !waited_on
-                    && state.unreported_drops == 0
-                    && state.front.len() < self.capacity / 2;
-                if state.phase != Phase::Running || !(empty || gather) {
-                    break;
-                }
-                if lingered {
-                    state.worker_idle = true;
-                    state = self
-                        .work
-                        .wait(state)
-                        .unwrap_or_else(PoisonError::into_inner);
-                    streaming = false;
-                } else {
-                    state.worker_lingering = true;
-                    state = self
-                        .work
-                        .wait_timeout(state, LINGER)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
-                    state.worker_lingering = false;
-                    lingered = true;
-                }
-            }
-            state.worker_idle = false;
-            if state.phase == Phase::Abandoned
-                || (state.front.is_empty() && state.unreported_drops == 0)
-            {
-                // Closing with nothing left (or abandoned): later lines are
-                // written by the threads that log them.
-                state.phase = Phase::Direct;
-                let (space, progress) = (state.space_waiters > 0, state.progress_waiters > 0);
-                drop(state);
-                self.notify(space, progress);
+            self.wait_for_lines(streaming);
+            let (cut, lines, drops, held) = self.collect(&mut work);
+            let phase = self.phase();
+            if phase == Phase::Abandoned {
+                self.recycle(&mut work);
+                let mut state = lock(&self.state);
+                state.worker_running = false;
+                self.set_phase(Phase::Direct);
                 return;
             }
+            if lines == 0 && drops == 0 && !held {
+                self.settle_epoch(cut);
+                if phase == Phase::Closing {
+                    self.finish(&mut work);
+                    return;
+                }
+                streaming = false;
+                continue;
+            }
             streaming = true;
-            std::mem::swap(&mut state.front, &mut back);
-            let lines = std::mem::take(&mut state.front_lines);
-            let drops = std::mem::take(&mut state.unreported_drops);
-            let space = state.space_waiters > 0;
-            drop(state);
-            if space {
-                self.space.notify_all();
-            }
-            if !back.is_empty() && !self.write_batch(&mut back, lines) {
-                continue; // abandoned: the next turn sees it and stops
-            }
-            if drops > 0 {
-                report_line.clear();
-                self.drop_report.render(drops, &mut report_line);
-                let mut output = lock(&self.output);
-                if let Outcome::Failed { error, .. } =
-                    write_guarded(&mut **output, report_line.as_bytes(), &mut |_| true)
-                {
-                    drop(output);
-                    self.report_error(&error);
+            if lines > 0 {
+                let space = lock(&self.state).space_waiters > 0;
+                if space {
+                    self.space.notify_all();
+                }
+                let batch = merge(&mut work);
+                let written = self.write_batch(&mut **lock(&self.output), batch, lines);
+                self.recycle(&mut work);
+                if !written {
+                    continue; // abandoned: the next turn sees it and stops
                 }
             }
+            self.settle_epoch(cut);
+            if drops > 0 {
+                self.write_drop_report(&mut **lock(&self.output), &mut work.report_line, drops);
+            }
         }
+    }
+
+    /// Every line of epoch `cut` or before is settled: tells waiting flushes.
+    fn settle_epoch(&self, cut: u64) {
+        let mut state = lock(&self.state);
+        state.written_epoch = state.written_epoch.max(cut);
+        let progress = state.progress_waiters > 0;
+        drop(state);
+        if progress {
+            self.progress.notify_all();
+        }
+    }
+
+    fn write_drop_report(&self, output: &mut dyn Output, report_line: &mut String, drops: u64) {
+        report_line.clear();
+        self.drop_report.render(drops, report_line);
+        if let Outcome::Failed { error, .. } =
+            write_guarded(output, report_line.as_bytes(), &mut |_| true)
+        {
+            self.report_error(&error);
+        }
+    }
+
+    /// Empties the chunks into the spares; a buffer grown past the lane
+    /// size by a huge line is freed, and at most two spares are kept.
+    fn recycle(&self, work: &mut Work) {
+        let limit = self.lane_limit();
+        let lanes = lock(&self.lanes).list.len().saturating_sub(1);
+        for mut chunk in work.chunks.drain(..) {
+            chunk.bytes.clear();
+            chunk.marks.clear();
+            if chunk.bytes.capacity() > self.capacity
+                || chunk.marks.capacity() > self.capacity / MARK_BYTES + 1
+            {
+                (chunk.bytes, chunk.marks) = lane_buffers(limit);
+            }
+            work.spares.push(chunk);
+        }
+        // One spare per lane is what a batch swaps in.
+        work.spares.truncate(lanes.max(1));
+        if work.merged.capacity() > self.capacity {
+            work.merged = Vec::new();
+        }
+        work.merged.clear();
+        let held: usize = work
+            .spares
+            .iter()
+            .map(|chunk| chunk.bytes.capacity() + chunk.marks.capacity() * MARK_BYTES)
+            .sum();
+        self.worker_capacity
+            .store(held + work.merged.capacity(), Ordering::Release);
+    }
+
+    /// Closing with nothing queued: from now on logging threads write their
+    /// own lines. Lines queued since the last batch are written first, with
+    /// the target held so that no direct write overtakes them; `shutdown`
+    /// and `flush` return once they are.
+    fn finish(&self, work: &mut Work) {
+        let mut output = lock(&self.output);
+        {
+            let _state = lock(&self.state);
+            self.set_phase(Phase::Direct);
+        }
+        let mut lines = 0;
+        let mut drops = 0;
+        for lane in &lock(&self.lanes).list {
+            drops += std::mem::take(&mut lock(&lane.queue).unreported_drops);
+        }
+        let mut chunks = Vec::new();
+        self.take_all_lanes(|bytes, marks| {
+            if !marks.is_empty() {
+                lines += marks.len() as u64;
+                chunks.push(Chunk {
+                    bytes: std::mem::take(bytes),
+                    marks: std::mem::take(marks),
+                });
+            }
+        });
+        if lines > 0 {
+            work.chunks = chunks;
+            let batch = merge(work);
+            self.write_batch(&mut **output, batch, lines);
+            self.recycle(work);
+        }
+        if drops > 0 {
+            self.write_drop_report(&mut **output, &mut work.report_line, drops);
+        }
+        drop(output);
+        let mut state = lock(&self.state);
+        state.worker_running = false;
+        let (space, progress) = (state.space_waiters > 0, state.progress_waiters > 0);
+        drop(state);
+        self.notify(space, progress);
     }
 
     /// Writes one batch of `lines` lines and settles them: written, or lost
     /// from the first failure on. `false` when the sink was abandoned
     /// meanwhile (the batch was already counted as lost).
-    fn write_batch(&self, batch: &mut Vec<u8>, lines: u64) -> bool {
+    fn write_batch(&self, output: &mut dyn Output, batch: &[u8], lines: u64) -> bool {
+        if self.phase() == Phase::Abandoned {
+            // Counted as lost already: a write that would start after the
+            // deadline is not made.
+            return false;
+        }
         // Lines already settled by partial progress.
         let mut counted = 0u64;
         let mut abandoned = false;
         let outcome = {
-            let mut output = lock(&self.output);
-            let bytes: &[u8] = batch;
-            write_guarded(&mut **output, bytes, &mut |done| {
-                let complete = count_lines(&bytes[..done]).min(lines);
+            write_guarded(output, batch, &mut |done| {
+                let complete = count_lines(&batch[..done]).min(lines);
                 let mut state = lock(&self.state);
-                if state.phase == Phase::Abandoned {
+                if self.phase() == Phase::Abandoned {
                     abandoned = true;
                     return false;
                 }
@@ -738,9 +1253,6 @@ impl Shared {
                         .fetch_add(complete - counted, Ordering::Relaxed);
                     state.settled += complete - counted;
                     counted = complete;
-                    if state.progress_waiters > 0 {
-                        self.progress.notify_all();
-                    }
                 }
                 true
             })
@@ -758,23 +1270,14 @@ impl Shared {
         } else {
             0
         };
-        // Release a huge line's memory before anyone is told it is written.
-        batch.clear();
-        if batch.capacity() > self.capacity {
-            *batch = Vec::with_capacity(self.capacity);
-            self.back_capacity
-                .store(batch.capacity(), Ordering::Release);
-        }
         let mut state = lock(&self.state);
-        if abandoned || state.phase == Phase::Abandoned {
+        if abandoned || self.phase() == Phase::Abandoned {
             return false;
         }
         self.written.fetch_add(written, Ordering::Relaxed);
         self.lost.fetch_add(lost, Ordering::Relaxed);
         state.settled += written + lost;
-        let progress = state.progress_waiters > 0;
         drop(state);
-        self.notify(false, progress);
         if let Some(error) = error {
             self.report_error(&error);
         }
@@ -789,6 +1292,65 @@ impl Shared {
             self.progress.notify_all();
         }
     }
+}
+
+/// The batch to write: a single chunk as it is; several merged into
+/// `work.merged` by the time their lines were accepted (each chunk is in
+/// that order already), copying runs of lines that precede every other
+/// chunk's next line in one go.
+fn merge(work: &mut Work) -> &[u8] {
+    if work.chunks.len() == 1 {
+        return &work.chunks[0].bytes;
+    }
+    let Work {
+        chunks,
+        merged,
+        positions,
+        ..
+    } = work;
+    merged.clear();
+    positions.clear();
+    positions.resize(chunks.len(), 0);
+    loop {
+        let mut first: Option<(usize, u64)> = None;
+        let mut second = u64::MAX;
+        for (index, chunk) in chunks.iter().enumerate() {
+            let Some(mark) = chunk.marks.get(positions[index]) else {
+                continue;
+            };
+            match first {
+                Some((_, at)) if mark.at >= at => second = second.min(mark.at),
+                Some((_, at)) => {
+                    second = at;
+                    first = Some((index, mark.at));
+                }
+                None => first = Some((index, mark.at)),
+            }
+        }
+        let Some((index, _)) = first else {
+            break;
+        };
+        let chunk = &chunks[index];
+        let from = positions[index];
+        let mut to = from + 1;
+        while chunk.marks.get(to).is_some_and(|mark| mark.at <= second) {
+            to += 1;
+        }
+        let start = from.checked_sub(1).map_or(0, |last| chunk.marks[last].end);
+        merged.extend_from_slice(&chunk.bytes[start..chunk.marks[to - 1].end]);
+        positions[index] = to;
+    }
+    merged
+}
+
+/// A lane's buffers for `limit` bytes of lines: the bytes, and as many marks
+/// as lines of 128 bytes need (shorter lines grow the marks once, up to the
+/// limit: a mark counts against it).
+pub(super) fn lane_buffers(limit: usize) -> (Vec<u8>, Vec<Mark>) {
+    (
+        Vec::with_capacity(limit),
+        Vec::with_capacity((limit / (128 + MARK_BYTES)).max(16)),
+    )
 }
 
 /// Writes with the target's panics caught: a panicking writer fails the
