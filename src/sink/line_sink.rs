@@ -17,9 +17,12 @@ use crate::format::time::take_line_clock;
 pub(crate) const DEFAULT_CAPACITY_BYTES: usize = 512 * 1024;
 
 /// How long the worker waits for more lines after a batch before it goes
-/// idle: the most a line waits before its write starts while lines keep
-/// coming, and what saves a wake per line when they do.
+/// idle, at most: the most a line waits before its write starts while lines
+/// keep coming, and what saves a wake per line when they do. The worker
+/// waits less when lanes fill faster (see `run_worker`), down to
+/// [`MIN_LINGER`].
 const LINGER: Duration = Duration::from_millis(1);
+const MIN_LINGER: Duration = Duration::from_micros(50);
 
 /// What happens to a line when the target is slower than the application.
 ///
@@ -529,8 +532,8 @@ fn spawn_worker(run: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
 
 /// What became of an attempt to queue a line in a lane.
 enum Step {
-    /// Queued; `half_full` when the lane is now at least half full.
-    Queued { half_full: bool },
+    /// Queued; `nearly_full` when the lane is now three quarters full.
+    Queued { nearly_full: bool },
     /// Dropped and counted (Drop mode, no room).
     Dropped,
     /// No room (Block mode): wait for the worker.
@@ -595,7 +598,7 @@ impl Shared {
             .unwrap_or_else(|lane| self.wait_for_room(&lane, line))
         };
         match step {
-            Step::Queued { half_full } => self.after_queue(half_full),
+            Step::Queued { nearly_full } => self.after_queue(nearly_full),
             Step::Dropped | Step::Full => {}
             Step::NotQueued(Phase::Abandoned) => {
                 self.lost.fetch_add(1, Ordering::Relaxed);
@@ -678,17 +681,19 @@ impl Shared {
         let epoch = self.epoch.load(Ordering::Relaxed);
         queue.push(line, take_line_clock(), epoch);
         Step::Queued {
-            half_full: queue.used() >= limit / 2,
+            nearly_full: queue.used() >= limit / 4 * 3,
         }
     }
 
     /// Wakes the worker if it went idle, or if it is gathering and this
-    /// lane is half full.
-    fn after_queue(&self, half_full: bool) {
-        if self.idle.load(Ordering::SeqCst) || (half_full && self.lingering.load(Ordering::Relaxed))
+    /// lane is nearly full (the worker times its gathering so that this is
+    /// rare: a wake costs the logging thread a system call).
+    fn after_queue(&self, nearly_full: bool) {
+        if self.idle.load(Ordering::SeqCst)
+            || (nearly_full && self.lingering.load(Ordering::Relaxed))
         {
             let mut state = lock(&self.state);
-            if state.worker_idle || (half_full && state.worker_lingering) {
+            if state.worker_idle || (nearly_full && state.worker_lingering) {
                 self.wake_worker(&mut state);
                 self.wakeups.fetch_add(1, Ordering::Relaxed);
             }
@@ -748,7 +753,7 @@ impl Shared {
                     let end = queue.bytes.len();
                     queue.marks.push(Mark { at, epoch, end });
                     queue.accepted += 1;
-                    break Step::Queued { half_full: true };
+                    break Step::Queued { nearly_full: true };
                 }
                 if self.mode == WriteMode::Drop {
                     queue.unreported_drops += 1;
@@ -940,8 +945,8 @@ impl Shared {
 
     /// Waits until there may be lines to write, or someone waits on the
     /// worker, or the sink is closing. After a batch (`streaming`), first
-    /// gathers for up to [`LINGER`].
-    fn wait_for_lines(&self, streaming: bool) {
+    /// gathers for up to `linger`.
+    fn wait_for_lines(&self, streaming: bool, linger: Duration) {
         let mut state = lock(&self.state);
         let mut lingered = !streaming;
         loop {
@@ -958,13 +963,18 @@ impl Shared {
                 self.lingering.store(true, Ordering::Relaxed);
                 state = self
                     .work
-                    .wait_timeout(state, LINGER)
+                    .wait_timeout(state, linger)
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
                 state.worker_lingering = false;
                 self.lingering.store(false, Ordering::Relaxed);
                 lingered = true;
                 continue;
+            }
+            // Lines are usually there: look before raising the flag, which
+            // sends every thread that sees it to the state lock.
+            if self.any_queued() {
+                return;
             }
             // Idle only once every lane is seen empty after the flag is up:
             // a line queued after a lane was looked at sees the flag.
@@ -1089,15 +1099,29 @@ impl Shared {
             report_line: String::new(),
         };
         // Whether the last turn wrote a batch: lines are then still coming,
-        // and the next batch is gathered for up to `LINGER` (or until a
-        // lane is half full) rather than taken at once. Taking it at once
+        // and the next batch is gathered for a while (`linger`, or until a
+        // lane is nearly full) rather than taken at once. Taking it at once
         // makes a worker faster than its producers (a target like
         // /dev/null) write a few lines per call, contending for the lanes
         // with every producer and using a core of its own.
         let mut streaming = false;
+        let mut linger = LINGER;
+        let mut last_taken = Instant::now();
         loop {
-            self.wait_for_lines(streaming);
+            self.wait_for_lines(streaming, linger);
             let (cut, lines, drops, held) = self.collect(&mut work);
+            // Gather next time for about as long as the fastest lane takes
+            // to fill half its room: long enough for big batches, short
+            // enough that its thread rarely has to wake the worker.
+            let now = Instant::now();
+            let fullest = work
+                .chunks
+                .iter()
+                .map(|chunk| chunk.bytes.len() + chunk.marks.len() * MARK_BYTES)
+                .max()
+                .unwrap_or(0);
+            linger = half_fill_time(now.duration_since(last_taken), fullest, self.lane_limit());
+            last_taken = now;
             let phase = self.phase();
             if phase == Phase::Abandoned {
                 self.recycle(&mut work);
@@ -1341,6 +1365,16 @@ fn merge(work: &mut Work) -> &[u8] {
         positions[index] = to;
     }
     merged
+}
+
+/// How long a lane that received `taken` bytes in `elapsed` takes to fill
+/// half of `limit`, within [`MIN_LINGER`]..=[`LINGER`].
+fn half_fill_time(elapsed: Duration, taken: usize, limit: usize) -> Duration {
+    if taken == 0 {
+        return LINGER;
+    }
+    let nanos = elapsed.as_nanos() * (limit / 2) as u128 / taken as u128;
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)).clamp(MIN_LINGER, LINGER)
 }
 
 /// A lane's buffers for `limit` bytes of lines: the bytes, and as many marks
