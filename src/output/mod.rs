@@ -27,8 +27,9 @@ pub enum OutputFormat {
 }
 
 /// The bytes of lines that may wait in an output when no capacity is
-/// chosen: 512 KiB (the output holds at most twice that: the waiting lines
-/// and the batch being written).
+/// chosen: 512 KiB, shared among the threads that log (each may queue at
+/// least 64 KiB). The output holds about twice that: the waiting lines and
+/// the batch being written.
 pub const DEFAULT_CAPACITY: usize = crate::sink::DEFAULT_CAPACITY_BYTES;
 
 /// One destination for log lines, with its own format, filter and write
@@ -176,8 +177,10 @@ impl Output {
     }
 
     /// The most bytes of lines waiting to be written (512 KiB by default;
-    /// background modes only). A single line longer than this is still
-    /// written whole, and the memory it needed is released after.
+    /// background modes only), shared among the threads that log: each may
+    /// queue `bytes / threads`, and at least 64 KiB. A single line longer
+    /// than its thread's share is still written whole, and the memory it
+    /// needed is released after.
     ///
     /// ```
     /// let output = tracing_correlation::Output::stdout().capacity(4 << 20);

@@ -1,6 +1,7 @@
 //! The sink itself: the shared buffer, the worker, shutdown and counts.
 
 use std::cell::Cell;
+use std::io::IoSlice;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
@@ -286,6 +287,8 @@ thread_local! {
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
+// Independent flags, each read and written under the lock.
+#[allow(clippy::struct_excessive_bools)]
 struct State {
     /// A worker thread was started and has not finished: lines queued in
     /// lanes will be written.
@@ -543,9 +546,9 @@ enum Step {
 }
 
 /// Lines taken from one lane for one batch, and the buffers they came in.
-struct Chunk {
-    bytes: Vec<u8>,
-    marks: Vec<Mark>,
+pub(super) struct Chunk {
+    pub(super) bytes: Vec<u8>,
+    pub(super) marks: Vec<Mark>,
 }
 
 /// The worker's buffers, kept from batch to batch (no allocation in steady
@@ -561,6 +564,8 @@ struct Work {
     merged: Vec<u8>,
     /// Where the merge stands in each chunk.
     positions: Vec<usize>,
+    /// The merged order, as runs of lines of one chunk.
+    runs: Vec<Run>,
     report_line: String,
 }
 
@@ -657,8 +662,8 @@ impl Shared {
         lane
     }
 
-    fn try_queue(&self, lane: &Lane, line: &[u8]) -> Step {
-        let mut queue = lock(&lane.queue);
+    fn try_queue(&self, own: &Lane, line: &[u8]) -> Step {
+        let mut queue = lock(&own.queue);
         let phase = self.phase();
         if !matches!(phase, Phase::Running | Phase::Closing) {
             return Step::NotQueued(phase);
@@ -711,11 +716,11 @@ impl Shared {
 
     /// Block mode, this thread's lane full: waits until the worker has taken
     /// its lines.
-    fn wait_for_room(&self, lane: &Arc<Lane>, line: &[u8]) -> Step {
+    fn wait_for_room(&self, own: &Arc<Lane>, line: &[u8]) -> Step {
         let mut state = lock(&self.state);
         state.space_waiters += 1;
         let step = loop {
-            match self.try_queue(lane, line) {
+            match self.try_queue(own, line) {
                 Step::Full => {}
                 step => break step,
             }
@@ -736,12 +741,12 @@ impl Shared {
     /// empty. The worker frees it once the line is written.
     fn write_big(&self, line: &[u8]) -> Step {
         let mut own = line.to_vec();
-        let lane = self.with_lane(Arc::clone);
+        let mine = self.with_lane(Arc::clone);
         let mut state = lock(&self.state);
         let mut waiting = false;
         let step = loop {
             {
-                let mut queue = lock(&lane.queue);
+                let mut queue = lock(&mine.queue);
                 let phase = self.phase();
                 if !matches!(phase, Phase::Running | Phase::Closing) {
                     break Step::NotQueued(phase);
@@ -787,7 +792,7 @@ impl Shared {
     fn write_direct(&self, line: &[u8]) {
         let _scope = WriterScope::enter();
         let mut output = lock(&self.output);
-        match write_guarded(&mut **output, line, &mut |_| true) {
+        match write_guarded(&mut **output, &Batch::Bytes(line), &mut |_| true) {
             Outcome::Written => {
                 self.written.fetch_add(1, Ordering::Relaxed);
             }
@@ -1096,6 +1101,7 @@ impl Shared {
             spares: Vec::new(),
             merged: Vec::new(),
             positions: Vec::new(),
+            runs: Vec::new(),
             report_line: String::new(),
         };
         // Whether the last turn wrote a batch: lines are then still coming,
@@ -1145,8 +1151,10 @@ impl Shared {
                 if space {
                     self.space.notify_all();
                 }
-                let batch = merge(&mut work);
-                let written = self.write_batch(&mut **lock(&self.output), batch, lines);
+                let mut output = lock(&self.output);
+                let batch = merge(&mut work, output.vectored());
+                let written = self.write_batch(&mut **output, &batch, lines);
+                drop(output);
                 self.recycle(&mut work);
                 if !written {
                     continue; // abandoned: the next turn sees it and stops
@@ -1174,7 +1182,7 @@ impl Shared {
         report_line.clear();
         self.drop_report.render(drops, report_line);
         if let Outcome::Failed { error, .. } =
-            write_guarded(output, report_line.as_bytes(), &mut |_| true)
+            write_guarded(output, &Batch::Bytes(report_line.as_bytes()), &mut |_| true)
         {
             self.report_error(&error);
         }
@@ -1237,8 +1245,8 @@ impl Shared {
         });
         if lines > 0 {
             work.chunks = chunks;
-            let batch = merge(work);
-            self.write_batch(&mut **output, batch, lines);
+            let batch = merge(work, output.vectored());
+            self.write_batch(&mut **output, &batch, lines);
             self.recycle(work);
         }
         if drops > 0 {
@@ -1255,7 +1263,7 @@ impl Shared {
     /// Writes one batch of `lines` lines and settles them: written, or lost
     /// from the first failure on. `false` when the sink was abandoned
     /// meanwhile (the batch was already counted as lost).
-    fn write_batch(&self, output: &mut dyn Output, batch: &[u8], lines: u64) -> bool {
+    fn write_batch(&self, output: &mut dyn Output, batch: &Batch<'_>, lines: u64) -> bool {
         if self.phase() == Phase::Abandoned {
             // Counted as lost already: a write that would start after the
             // deadline is not made.
@@ -1266,7 +1274,7 @@ impl Shared {
         let mut abandoned = false;
         let outcome = {
             write_guarded(output, batch, &mut |done| {
-                let complete = count_lines(&batch[..done]).min(lines);
+                let complete = batch.lines_in(done).min(lines);
                 let mut state = lock(&self.state);
                 if self.phase() == Phase::Abandoned {
                     abandoned = true;
@@ -1285,7 +1293,7 @@ impl Shared {
             Outcome::Written => (lines - counted, None),
             Outcome::Stopped => (0, None),
             Outcome::Failed { written, error } => {
-                let complete = count_lines(&batch[..written.min(batch.len())]).min(lines);
+                let complete = batch.lines_in(written).min(lines);
                 (complete.saturating_sub(counted), Some(error))
             }
         };
@@ -1318,21 +1326,99 @@ impl Shared {
     }
 }
 
-/// The batch to write: a single chunk as it is; several merged into
-/// `work.merged` by the time their lines were accepted (each chunk is in
-/// that order already), copying runs of lines that precede every other
-/// chunk's next line in one go.
-fn merge(work: &mut Work) -> &[u8] {
+/// Lines of one chunk written together: (chunk, start, end) in its bytes.
+pub(super) type Run = (usize, usize, usize);
+
+/// What one write hands to the target.
+pub(super) enum Batch<'a> {
+    /// One buffer of whole lines.
+    Bytes(&'a [u8]),
+    /// Runs of lines from several chunks, in this order, written with one
+    /// `writev` per [`WINDOW`] runs (no copy).
+    Runs {
+        chunks: &'a [Chunk],
+        runs: &'a [Run],
+    },
+}
+
+/// Runs handed to one `writev` (well under the system's limit of 1,024).
+const WINDOW: usize = 256;
+
+impl Batch<'_> {
+    /// Complete lines in the first `done` bytes. Only after a partial write
+    /// or a failure.
+    pub(super) fn lines_in(&self, done: usize) -> u64 {
+        match self {
+            Batch::Bytes(bytes) => count_lines(&bytes[..done.min(bytes.len())]),
+            Batch::Runs { chunks, runs } => {
+                let mut left = done;
+                let mut lines = 0;
+                for &(chunk, start, end) in *runs {
+                    if left == 0 {
+                        break;
+                    }
+                    let bytes = &chunks[chunk].bytes[start..end];
+                    let taken = left.min(bytes.len());
+                    lines += count_lines(&bytes[..taken]);
+                    left -= taken;
+                }
+                lines
+            }
+        }
+    }
+
+    pub(super) fn write(
+        &self,
+        output: &mut dyn Output,
+        progress: &mut dyn FnMut(usize) -> bool,
+    ) -> Outcome {
+        let (chunks, runs) = match self {
+            Batch::Bytes(bytes) => return output.write_batch(bytes, progress),
+            Batch::Runs { chunks, runs } => (chunks, runs),
+        };
+        let mut base = 0;
+        for window in runs.chunks(WINDOW) {
+            let mut parts = [IoSlice::new(&[]); WINDOW];
+            let mut len = 0;
+            for (part, &(chunk, start, end)) in parts.iter_mut().zip(window) {
+                *part = IoSlice::new(&chunks[chunk].bytes[start..end]);
+                len += end - start;
+            }
+            let outcome = output.write_parts(&mut parts[..window.len()], &mut |done| {
+                progress(base + done)
+            });
+            match outcome {
+                Outcome::Written => base += len,
+                Outcome::Stopped => return Outcome::Stopped,
+                Outcome::Failed { written, error } => {
+                    return Outcome::Failed {
+                        written: base + written,
+                        error,
+                    }
+                }
+            }
+        }
+        Outcome::Written
+    }
+}
+
+/// The batch to write: a single chunk as it is; several interleaved by the
+/// time their lines were logged (each chunk is in that order already), in
+/// runs of lines that precede every other chunk's next line. A vectored
+/// target gets the runs as they are; another gets them copied into
+/// `work.merged`.
+fn merge(work: &mut Work, vectored: bool) -> Batch<'_> {
     if work.chunks.len() == 1 {
-        return &work.chunks[0].bytes;
+        return Batch::Bytes(&work.chunks[0].bytes);
     }
     let Work {
         chunks,
         merged,
         positions,
+        runs,
         ..
     } = work;
-    merged.clear();
+    runs.clear();
     positions.clear();
     positions.resize(chunks.len(), 0);
     loop {
@@ -1361,10 +1447,17 @@ fn merge(work: &mut Work) -> &[u8] {
             to += 1;
         }
         let start = from.checked_sub(1).map_or(0, |last| chunk.marks[last].end);
-        merged.extend_from_slice(&chunk.bytes[start..chunk.marks[to - 1].end]);
+        runs.push((index, start, chunk.marks[to - 1].end));
         positions[index] = to;
     }
-    merged
+    if vectored {
+        return Batch::Runs { chunks, runs };
+    }
+    merged.clear();
+    for &(chunk, start, end) in runs.iter() {
+        merged.extend_from_slice(&chunks[chunk].bytes[start..end]);
+    }
+    Batch::Bytes(merged)
 }
 
 /// How long a lane that received `taken` bytes in `elapsed` takes to fill
@@ -1392,15 +1485,15 @@ pub(super) fn lane_buffers(limit: usize) -> (Vec<u8>, Vec<Mark>) {
 /// producers waiting forever).
 fn write_guarded(
     output: &mut dyn Output,
-    batch: &[u8],
+    batch: &Batch<'_>,
     progress: &mut dyn FnMut(usize) -> bool,
 ) -> Outcome {
-    panic::catch_unwind(AssertUnwindSafe(|| output.write_batch(batch, progress))).unwrap_or_else(
-        |_| Outcome::Failed {
+    panic::catch_unwind(AssertUnwindSafe(|| batch.write(output, progress))).unwrap_or_else(|_| {
+        Outcome::Failed {
             written: 0,
             error: std::io::Error::other("the log writer panicked"),
-        },
-    )
+        }
+    })
 }
 
 /// Complete lines in `bytes`. Runs only after a partial write or a failure,

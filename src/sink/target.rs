@@ -1,7 +1,7 @@
 //! Where a sink's lines go: stdout, stderr, any `io::Write`, any `MakeWriter`.
 
 use std::fmt;
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -117,6 +117,37 @@ pub(crate) trait Output: Send {
     /// Writes `batch` whole, then flushes. `progress` is told the bytes done
     /// after every partial write and may ask to stop by returning `false`.
     fn write_batch(&mut self, batch: &[u8], progress: &mut dyn FnMut(usize) -> bool) -> Outcome;
+
+    /// `true` when [`Output::write_parts`] hands many parts to the system in
+    /// one call (`writev`); otherwise the sink copies the parts into one
+    /// batch first.
+    fn vectored(&self) -> bool {
+        false
+    }
+
+    /// Writes `parts` whole, in order, then flushes; progress as in
+    /// [`Output::write_batch`], in bytes of all the parts.
+    fn write_parts(
+        &mut self,
+        parts: &mut [IoSlice<'_>],
+        progress: &mut dyn FnMut(usize) -> bool,
+    ) -> Outcome {
+        let mut base = 0;
+        for part in parts.iter() {
+            let outcome = self.write_batch(part, &mut |done| progress(base + done));
+            match outcome {
+                Outcome::Written => base += part.len(),
+                Outcome::Stopped => return Outcome::Stopped,
+                Outcome::Failed { written, error } => {
+                    return Outcome::Failed {
+                        written: base + written,
+                        error,
+                    }
+                }
+            }
+        }
+        Outcome::Written
+    }
 }
 
 enum StdStream {
@@ -131,6 +162,27 @@ impl Output for StdStream {
         match self {
             StdStream::Stdout => write_with_progress(&mut io::stdout().lock(), batch, progress),
             StdStream::Stderr => write_with_progress(&mut io::stderr().lock(), batch, progress),
+        }
+    }
+
+    fn vectored(&self) -> bool {
+        true
+    }
+
+    fn write_parts(
+        &mut self,
+        parts: &mut [IoSlice<'_>],
+        progress: &mut dyn FnMut(usize) -> bool,
+    ) -> Outcome {
+        // The parts end in `\n`: line buffering passes them straight to one
+        // `writev` of the file descriptor.
+        match self {
+            StdStream::Stdout => {
+                write_parts_with_progress(&mut io::stdout().lock(), parts, progress)
+            }
+            StdStream::Stderr => {
+                write_parts_with_progress(&mut io::stderr().lock(), parts, progress)
+            }
         }
     }
 }
@@ -186,6 +238,46 @@ pub(crate) fn write_with_progress<W: Write + ?Sized>(
             }
         }
     }
+    flush_all_of(writer)
+}
+
+/// [`write_with_progress`] for parts written together (`write_vectored`).
+pub(crate) fn write_parts_with_progress<W: Write + ?Sized>(
+    writer: &mut W,
+    mut parts: &mut [IoSlice<'_>],
+    progress: &mut dyn FnMut(usize) -> bool,
+) -> Outcome {
+    let total: usize = parts.iter().map(|part| part.len()).sum();
+    let mut done = 0;
+    while done < total {
+        match writer.write_vectored(parts) {
+            Ok(0) => {
+                return Outcome::Failed {
+                    written: done,
+                    error: io::Error::from(io::ErrorKind::WriteZero),
+                }
+            }
+            Ok(n) => {
+                let n = n.min(total - done);
+                done += n;
+                IoSlice::advance_slices(&mut parts, n);
+                if done < total && !progress(done) {
+                    return Outcome::Stopped;
+                }
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => {
+                return Outcome::Failed {
+                    written: done,
+                    error,
+                }
+            }
+        }
+    }
+    flush_all_of(writer)
+}
+
+fn flush_all_of<W: Write + ?Sized>(writer: &mut W) -> Outcome {
     loop {
         match writer.flush() {
             Ok(()) => return Outcome::Written,

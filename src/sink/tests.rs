@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 
 use super::drop_report;
-use super::line_sink::{count_lines, lane_buffers, WriterScope, FAIL_SPAWN, MARK_BYTES};
+use super::line_sink::{
+    count_lines, lane_buffers, Batch, Chunk, WriterScope, FAIL_SPAWN, MARK_BYTES,
+};
+use super::target::{write_parts_with_progress, Outcome, Output};
 use super::*;
 
 const MODES: [WriteMode; 3] = [WriteMode::Block, WriteMode::Drop, WriteMode::Direct];
@@ -995,4 +998,108 @@ fn a_rolling_file_appender_receives_whole_batches() {
         .values()
         .all(|order| *order == (0..400).collect::<Vec<_>>()));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Takes at most 7 bytes a call, across as many parts as that spans.
+struct Trickle(Vec<u8>);
+
+impl Write for Trickle {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_vectored(&[io::IoSlice::new(buf)])
+    }
+    fn write_vectored(&mut self, parts: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let mut left = 7;
+        for part in parts {
+            let n = part.len().min(left);
+            self.0.extend_from_slice(&part[..n]);
+            left -= n;
+            if left == 0 {
+                break;
+            }
+        }
+        Ok(7 - left)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Output for Trickle {
+    fn write_batch(&mut self, batch: &[u8], progress: &mut dyn FnMut(usize) -> bool) -> Outcome {
+        self.write_parts(&mut [io::IoSlice::new(batch)], progress)
+    }
+    fn vectored(&self) -> bool {
+        true
+    }
+    fn write_parts(
+        &mut self,
+        parts: &mut [io::IoSlice<'_>],
+        progress: &mut dyn FnMut(usize) -> bool,
+    ) -> Outcome {
+        write_parts_with_progress(self, parts, progress)
+    }
+}
+
+#[test]
+fn runs_of_several_lanes_are_written_whole_through_partial_vectored_writes() {
+    // Two lanes' lines, interleaved in 600 runs (more than one `writev`).
+    let chunk = |lane: usize| {
+        let mut bytes = Vec::new();
+        for seq in 0..300 {
+            bytes.extend_from_slice(&make_line(lane, seq, 3 + seq % 5));
+        }
+        Chunk {
+            bytes,
+            marks: Vec::new(),
+        }
+    };
+    let chunks = [chunk(0), chunk(1)];
+    let ends = |chunk: &Chunk| {
+        let mut start = 0;
+        let mut runs = Vec::new();
+        for (at, byte) in chunk.bytes.iter().enumerate() {
+            if *byte == b'\n' {
+                runs.push((start, at + 1));
+                start = at + 1;
+            }
+        }
+        runs
+    };
+    let (a, b) = (ends(&chunks[0]), ends(&chunks[1]));
+    let runs: Vec<_> = a
+        .iter()
+        .zip(&b)
+        .flat_map(|(&(s0, e0), &(s1, e1))| [(0, s0, e0), (1, s1, e1)])
+        .collect();
+    let expected: Vec<u8> = runs
+        .iter()
+        .flat_map(|&(chunk, start, end)| chunks[chunk].bytes[start..end].to_vec())
+        .collect();
+    let batch = Batch::Runs {
+        chunks: &chunks,
+        runs: &runs,
+    };
+    let mut out = Trickle(Vec::new());
+    let mut reported = Vec::new();
+    let outcome = batch.write(&mut out, &mut |done| {
+        reported.push(done);
+        true
+    });
+    assert!(matches!(outcome, Outcome::Written));
+    assert_eq!(out.0, expected);
+    // Progress in bytes of the whole batch (not of one `writev`'s window),
+    // 7 at a time within a window; the lines counted in a prefix are the
+    // complete lines in it.
+    assert!(reported.len() > expected.len() / 8);
+    assert!(reported
+        .windows(2)
+        .all(|w| w[1] > w[0] && w[1] - w[0] <= 14 && w[1] < expected.len()));
+    for done in [0, 1, 7, 700, expected.len() - 1, expected.len()] {
+        assert_eq!(
+            batch.lines_in(done),
+            count_lines(&expected[..done]),
+            "{done}"
+        );
+    }
+    assert_eq!(batch.lines_in(expected.len()), 600);
 }
