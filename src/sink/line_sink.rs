@@ -724,15 +724,19 @@ impl Shared {
                 Step::Full => {}
                 step => break step,
             }
-            state.space_wanted = true;
-            self.wake_worker(&mut state);
-            state = self
-                .space
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
+            state = self.wait_for_space(state);
         };
         state.space_waiters -= 1;
         step
+    }
+
+    /// Asks the worker to take the lanes now, and waits until it has.
+    fn wait_for_space<'a>(&self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        state.space_wanted = true;
+        self.wake_worker(&mut state);
+        self.space
+            .wait(state)
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A line larger than a lane: copied into a buffer of its own before
@@ -771,12 +775,7 @@ impl Shared {
                 state.space_waiters += 1;
                 waiting = true;
             }
-            state.space_wanted = true;
-            self.wake_worker(&mut state);
-            state = self
-                .space
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
+            state = self.wait_for_space(state);
         };
         if waiting {
             state.space_waiters -= 1;
@@ -1384,18 +1383,14 @@ impl Batch<'_> {
                 *part = IoSlice::new(&chunks[chunk].bytes[start..end]);
                 len += end - start;
             }
-            let outcome = output.write_parts(&mut parts[..window.len()], &mut |done| {
-                progress(base + done)
-            });
-            match outcome {
+            match output
+                .write_parts(&mut parts[..window.len()], &mut |done| {
+                    progress(base + done)
+                })
+                .after(base)
+            {
                 Outcome::Written => base += len,
-                Outcome::Stopped => return Outcome::Stopped,
-                Outcome::Failed { written, error } => {
-                    return Outcome::Failed {
-                        written: base + written,
-                        error,
-                    }
-                }
+                stopped_or_failed => return stopped_or_failed,
             }
         }
         Outcome::Written

@@ -112,6 +112,20 @@ pub(crate) enum Outcome {
     Failed { written: usize, error: io::Error },
 }
 
+impl Outcome {
+    /// The outcome of a write that started `base` bytes into a batch, as an
+    /// outcome of the batch.
+    pub(crate) fn after(self, base: usize) -> Outcome {
+        match self {
+            Outcome::Failed { written, error } => Outcome::Failed {
+                written: base + written,
+                error,
+            },
+            other => other,
+        }
+    }
+}
+
 /// A target seen by the sink: writes one batch, reporting progress.
 pub(crate) trait Output: Send {
     /// Writes `batch` whole, then flushes. `progress` is told the bytes done
@@ -134,16 +148,12 @@ pub(crate) trait Output: Send {
     ) -> Outcome {
         let mut base = 0;
         for part in parts.iter() {
-            let outcome = self.write_batch(part, &mut |done| progress(base + done));
-            match outcome {
+            match self
+                .write_batch(part, &mut |done| progress(base + done))
+                .after(base)
+            {
                 Outcome::Written => base += part.len(),
-                Outcome::Stopped => return Outcome::Stopped,
-                Outcome::Failed { written, error } => {
-                    return Outcome::Failed {
-                        written: base + written,
-                        error,
-                    }
-                }
+                stopped_or_failed => return stopped_or_failed,
             }
         }
         Outcome::Written
@@ -214,34 +224,12 @@ pub(crate) fn write_with_progress<W: Write + ?Sized>(
     batch: &[u8],
     progress: &mut dyn FnMut(usize) -> bool,
 ) -> Outcome {
-    let mut done = 0;
-    while done < batch.len() {
-        match writer.write(&batch[done..]) {
-            Ok(0) => {
-                return Outcome::Failed {
-                    written: done,
-                    error: io::Error::from(io::ErrorKind::WriteZero),
-                }
-            }
-            Ok(n) => {
-                done += n.min(batch.len() - done);
-                if done < batch.len() && !progress(done) {
-                    return Outcome::Stopped;
-                }
-            }
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => {
-                return Outcome::Failed {
-                    written: done,
-                    error,
-                }
-            }
-        }
-    }
-    flush_all_of(writer)
+    // One part: `write_vectored` of a single slice is a plain `write`.
+    write_parts_with_progress(writer, &mut [IoSlice::new(batch)], progress)
 }
 
 /// [`write_with_progress`] for parts written together (`write_vectored`).
+/// An empty batch is only flushed.
 pub(crate) fn write_parts_with_progress<W: Write + ?Sized>(
     writer: &mut W,
     mut parts: &mut [IoSlice<'_>],
