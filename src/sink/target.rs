@@ -224,21 +224,46 @@ pub(crate) fn write_with_progress<W: Write + ?Sized>(
     batch: &[u8],
     progress: &mut dyn FnMut(usize) -> bool,
 ) -> Outcome {
-    // One part: `write_vectored` of a single slice is a plain `write`.
-    write_parts_with_progress(writer, &mut [IoSlice::new(batch)], progress)
+    match write_counted(batch.len(), |done| writer.write(&batch[done..]), progress) {
+        Outcome::Written => flush_all_of(writer),
+        stopped_or_failed => stopped_or_failed,
+    }
 }
 
 /// [`write_with_progress`] for parts written together (`write_vectored`).
-/// An empty batch is only flushed.
 pub(crate) fn write_parts_with_progress<W: Write + ?Sized>(
     writer: &mut W,
     mut parts: &mut [IoSlice<'_>],
     progress: &mut dyn FnMut(usize) -> bool,
 ) -> Outcome {
-    let total: usize = parts.iter().map(|part| part.len()).sum();
+    let total = parts.iter().map(|part| part.len()).sum();
+    let mut taken = 0;
+    let outcome = write_counted(
+        total,
+        |done| {
+            // Skip what the previous call took, then hand over the rest.
+            IoSlice::advance_slices(&mut parts, done - taken);
+            taken = done;
+            writer.write_vectored(parts)
+        },
+        progress,
+    );
+    match outcome {
+        Outcome::Written => flush_all_of(writer),
+        stopped_or_failed => stopped_or_failed,
+    }
+}
+
+/// Calls `write(done)` until `total` bytes are taken, telling `progress`
+/// after each partial write; retries on `Interrupted`.
+fn write_counted(
+    total: usize,
+    mut write: impl FnMut(usize) -> io::Result<usize>,
+    progress: &mut dyn FnMut(usize) -> bool,
+) -> Outcome {
     let mut done = 0;
     while done < total {
-        match writer.write_vectored(parts) {
+        match write(done) {
             Ok(0) => {
                 return Outcome::Failed {
                     written: done,
@@ -246,9 +271,7 @@ pub(crate) fn write_parts_with_progress<W: Write + ?Sized>(
                 }
             }
             Ok(n) => {
-                let n = n.min(total - done);
-                done += n;
-                IoSlice::advance_slices(&mut parts, n);
+                done += n.min(total - done);
                 if done < total && !progress(done) {
                     return Outcome::Stopped;
                 }
@@ -262,7 +285,7 @@ pub(crate) fn write_parts_with_progress<W: Write + ?Sized>(
             }
         }
     }
-    flush_all_of(writer)
+    Outcome::Written
 }
 
 fn flush_all_of<W: Write + ?Sized>(writer: &mut W) -> Outcome {
