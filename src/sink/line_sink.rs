@@ -1,4 +1,4 @@
-//! The sink itself: the shared buffer, the worker, shutdown and counts.
+//! The sink itself: the lanes, the worker, shutdown and counts.
 
 use std::cell::Cell;
 use std::io::IoSlice;
