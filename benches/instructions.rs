@@ -151,6 +151,16 @@ fn bare_registry() -> Dispatch {
     Dispatch::new(tracing_subscriber::registry())
 }
 
+/// The registry with a layer that does nothing. A bare registry never
+/// removes a closed span (only `Layered` asks it to, through its close
+/// guard), so its slab grows instead: this is what any layered registry pays
+/// per span before a layer does anything.
+fn registry_with_noop_layer() -> Dispatch {
+    struct Noop;
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Noop {}
+    Dispatch::new(tracing_subscriber::registry().with(Noop))
+}
+
 fn registry_with_layer() -> Dispatch {
     Dispatch::new(tracing_subscriber::registry().with(CorrelationLayer::new()))
 }
@@ -392,6 +402,9 @@ const CASES: &[Case] = &[
     }),
     ("bare_registry_span", |n| {
         in_one_span(&bare_registry(), n, child_span);
+    }),
+    ("noop_layer_span", |n| {
+        in_one_span(&registry_with_noop_layer(), n, child_span);
     }),
     ("correlation_layer_span", |n| {
         in_one_span(&registry_with_layer(), n, child_span);
