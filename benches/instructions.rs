@@ -153,8 +153,8 @@ fn bare_registry() -> Dispatch {
 
 /// The registry with a layer that does nothing. A bare registry never
 /// removes a closed span (only `Layered` asks it to, through its close
-/// guard), so its slab grows instead: this is what any layered registry pays
-/// per span before a layer does anything.
+/// guard; tokio-rs/tracing#900), so its slab grows instead: this is what any
+/// layered registry pays per span before a layer does anything.
 fn registry_with_noop_layer() -> Dispatch {
     struct Noop;
     impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Noop {}
