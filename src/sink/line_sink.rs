@@ -1340,8 +1340,10 @@ pub(super) enum Batch<'a> {
     },
 }
 
-/// Runs handed to one `writev` (well under the system's limit of 1,024).
-const WINDOW: usize = 256;
+/// Runs handed to one `writev`: Linux's limit (`IOV_MAX`, 1,024; std clamps
+/// to the system's own where it is lower). Two threads logging at once give
+/// runs of about one line, so the window sets the number of system calls.
+const WINDOW: usize = 1024;
 
 impl Batch<'_> {
     /// Complete lines in the first `done` bytes. Only after a partial write

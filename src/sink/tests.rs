@@ -1042,10 +1042,10 @@ impl Output for Trickle {
 
 #[test]
 fn runs_of_several_lanes_are_written_whole_through_partial_vectored_writes() {
-    // Two lanes' lines, interleaved in 600 runs (more than one `writev`).
+    // Two lanes' lines, interleaved in 2,600 runs (three `writev` windows).
     let chunk = |lane: usize| {
         let mut bytes = Vec::new();
-        for seq in 0..300 {
+        for seq in 0..1_300 {
             bytes.extend_from_slice(&make_line(lane, seq, 3 + seq % 5));
         }
         Chunk {
@@ -1101,5 +1101,5 @@ fn runs_of_several_lanes_are_written_whole_through_partial_vectored_writes() {
             "{done}"
         );
     }
-    assert_eq!(batch.lines_in(expected.len()), 600);
+    assert_eq!(batch.lines_in(expected.len()), 2_600);
 }
