@@ -257,7 +257,11 @@ where
 /// attached, and the context of the span it created last.
 struct Attached {
     /// Keyed by layer instance and span id, so exits may come in any order.
-    entered: Vec<(u64, Id, ContextGuard)>,
+    /// A span entered again while it is already entered on this thread
+    /// attaches nothing (`None`): the registry does not make it the current
+    /// span again (its span stack skips such duplicates), so the context
+    /// stays the one `Span::current()` is.
+    entered: Vec<(u64, Id, Option<ContextGuard>)>,
     /// A span is usually entered right after it is created, on the thread
     /// that created it: its context is kept here so that that enter needs no
     /// registry lookup. Taken by the next enter on this thread (whichever
@@ -422,8 +426,9 @@ where
                     if created.0 != instance || created.1 != *id {
                         return Some(Err(created));
                     }
+                    // A span just created is entered for the first time.
                     let guard = created.2.attach();
-                    attached.entered.push((instance, created.1, guard));
+                    attached.entered.push((instance, created.1, Some(guard)));
                     Some(Ok(()))
                 });
                 match entered {
@@ -431,6 +436,19 @@ where
                     // Dropped here, outside the borrow.
                     Ok(Some(Err(other))) => drop(other),
                     _ => {}
+                }
+                // Already entered on this thread: the registry keeps the
+                // current span as it is, and so does the context.
+                let again = ATTACHED.try_with(|attached| {
+                    let mut attached = attached.try_borrow_mut().ok()?;
+                    let entered = &mut attached.entered;
+                    entered
+                        .iter()
+                        .any(|(i, entered, _)| *i == instance && entered == id)
+                        .then(|| entered.push((instance, id.clone(), None)))
+                });
+                if let Ok(Some(())) = again {
+                    return;
                 }
                 let Some(span) = ctx.span(id) else {
                     return;
@@ -444,7 +462,7 @@ where
                     // If the thread is exiting, the guard drops here: nothing leaks.
                     let _ = ATTACHED.try_with(|attached| {
                         if let Ok(mut attached) = attached.try_borrow_mut() {
-                            attached.entered.push((instance, id.clone(), guard));
+                            attached.entered.push((instance, id.clone(), Some(guard)));
                         }
                     });
                 }

@@ -333,3 +333,79 @@ fn exact_line_layout() {
         assert_eq!(h.out.text(), expected, "{mode:?}");
     }
 }
+
+/// `x` entered again inside `y`: tracing's registry keeps `y` as the current
+/// span (its span stack skips a span entered twice), so the context, and the
+/// ids of a line, stay `y`'s, which is the span the line names. Stand-alone
+/// only: with the SDK, tracing-opentelemetry attaches `x`'s context again on
+/// every enter (ARCHITECTURE.md, "Two sources of ids").
+#[test]
+fn a_span_entered_again_inside_another_leaves_the_inner_one_current() {
+    let h = Harness::new(Mode::Standalone);
+    let current = || {
+        (
+            opentelemetry::Context::current()
+                .span()
+                .span_context()
+                .span_id(),
+            tracing::Span::current().metadata().map(tracing::Metadata::name),
+        )
+    };
+    let (x, y, seen) = h.run(|| {
+        let x = tracing::info_span!("x");
+        let y = tracing::info_span!("y", k = 1);
+        let (x_ids, y_ids) = (
+            TraceIds::from_span(&x).unwrap(),
+            TraceIds::from_span(&y).unwrap(),
+        );
+        let mut seen = Vec::new();
+        let first = x.enter();
+        let inner = y.enter();
+        let again = x.enter();
+        tracing::info!("x again");
+        seen.push(current());
+        drop(again);
+        tracing::info!("x left again");
+        seen.push(current());
+        drop(inner);
+        tracing::info!("y left");
+        seen.push(current());
+        // Out of order: the first enter's guard goes first, then the second's.
+        let inner = y.enter();
+        let again = x.enter();
+        drop(first);
+        tracing::info!("first x guard dropped");
+        seen.push(current());
+        drop(again);
+        tracing::info!("both x guards dropped");
+        seen.push(current());
+        drop(inner);
+        seen.push(current());
+        (x_ids, y_ids, seen)
+    });
+    let y_now = (y.span_id(), Some("y"));
+    assert_eq!(
+        seen,
+        [
+            y_now,
+            y_now,
+            (x.span_id(), Some("x")),
+            y_now,
+            y_now,
+            (SpanId::INVALID, None),
+        ]
+    );
+    let lines = h.lines();
+    assert_eq!(lines.len(), 5);
+    for (message, ids, span) in [
+        ("x again", y, "y"),
+        ("x left again", y, "y"),
+        ("y left", x, "x"),
+        ("first x guard dropped", y, "y"),
+        ("both x guards dropped", y, "y"),
+    ] {
+        let line = line_with(&lines, message);
+        assert_eq!(ids_of(line), Some(hex(ids)), "{message}");
+        assert_eq!(line["span"]["name"], span, "{message}");
+    }
+}
