@@ -61,8 +61,8 @@ fn as_nanos(seconds: u64, nanos: u32) -> u64 {
 ///
 /// On Unix, `clock_gettime(CLOCK_REALTIME)` itself (a vDSO call, no system
 /// call): `SystemTime::now().duration_since(UNIX_EPOCH)` reads the same
-/// clock, then spends about 100 instructions a line on checked arithmetic
-/// and a `Duration` that the formatter takes apart again.
+/// clock, then spends about 65 instructions a line (callgrind) on checked
+/// arithmetic and a `Duration` that the formatter takes apart again.
 #[cfg(unix)]
 fn wall_clock() -> (u64, u32) {
     let mut now = std::mem::MaybeUninit::<libc::timespec>::uninit();
