@@ -348,7 +348,9 @@ fn a_span_entered_again_inside_another_leaves_the_inner_one_current() {
                 .span()
                 .span_context()
                 .span_id(),
-            tracing::Span::current().metadata().map(tracing::Metadata::name),
+            tracing::Span::current()
+                .metadata()
+                .map(tracing::Metadata::name),
         )
     };
     let (x, y, seen) = h.run(|| {
