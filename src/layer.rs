@@ -257,11 +257,15 @@ where
 /// attached, and the context of the span it created last.
 struct Attached {
     /// Keyed by layer instance and span id, so exits may come in any order.
-    /// A span entered again while it is already entered on this thread
-    /// attaches nothing (`None`): the registry does not make it the current
-    /// span again (its span stack skips such duplicates), so the context
-    /// stays the one `Span::current()` is.
-    entered: Vec<(u64, Id, Option<ContextGuard>)>,
+    entered: Vec<(u64, Id, ContextGuard)>,
+    /// Spans entered again while already entered on this thread, once per
+    /// such enter. They attach nothing: the registry does not make them the
+    /// current span again (its span stack skips such duplicates), so the
+    /// context stays the one `Span::current()` is. Such an entry is always
+    /// later on the registry's stack than the span's first one, so an exit
+    /// of a span listed here is the exit of one of these (the registry pops
+    /// the last entry of a span).
+    again: Vec<(u64, Id)>,
     /// A span is usually entered right after it is created, on the thread
     /// that created it: its context is kept here so that that enter needs no
     /// registry lookup. Taken by the next enter on this thread (whichever
@@ -275,6 +279,7 @@ thread_local! {
     static ATTACHED: RefCell<Attached> = const {
         RefCell::new(Attached {
             entered: Vec::new(),
+            again: Vec::new(),
             created: None,
         })
     };
@@ -428,7 +433,7 @@ where
                     }
                     // A span just created is entered for the first time.
                     let guard = created.2.attach();
-                    attached.entered.push((instance, created.1, Some(guard)));
+                    attached.entered.push((instance, created.1, guard));
                     Some(Ok(()))
                 });
                 match entered {
@@ -441,11 +446,12 @@ where
                 // current span as it is, and so does the context.
                 let again = ATTACHED.try_with(|attached| {
                     let mut attached = attached.try_borrow_mut().ok()?;
-                    let entered = &mut attached.entered;
-                    entered
+                    let attached = &mut *attached;
+                    attached
+                        .entered
                         .iter()
                         .any(|(i, entered, _)| *i == instance && entered == id)
-                        .then(|| entered.push((instance, id.clone(), None)))
+                        .then(|| attached.again.push((instance, id.clone())))
                 });
                 if let Ok(Some(())) = again {
                     return;
@@ -462,7 +468,7 @@ where
                     // If the thread is exiting, the guard drops here: nothing leaks.
                     let _ = ATTACHED.try_with(|attached| {
                         if let Ok(mut attached) = attached.try_borrow_mut() {
-                            attached.entered.push((instance, id.clone(), Some(guard)));
+                            attached.entered.push((instance, id.clone(), guard));
                         }
                     });
                 }
@@ -502,6 +508,15 @@ where
         let guard = ATTACHED
             .try_with(|attached| {
                 let mut attached = attached.try_borrow_mut().ok()?;
+                let attached = &mut *attached;
+                if let Some(at) = attached
+                    .again
+                    .iter()
+                    .rposition(|(i, again)| *i == instance && again == id)
+                {
+                    attached.again.swap_remove(at);
+                    return None;
+                }
                 let stack = &mut attached.entered;
                 let at = stack
                     .iter()
