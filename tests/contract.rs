@@ -411,3 +411,43 @@ fn a_span_entered_again_inside_another_leaves_the_inner_one_current() {
         assert_eq!(line["span"]["name"], span, "{message}");
     }
 }
+
+/// The same span entered three times on one thread (recursion through
+/// `in_scope`, a future instrumented with the span it is polled in): it
+/// stays current, with its own ids on every line, until its last exit.
+#[test]
+fn a_span_entered_three_times_is_current_until_its_last_exit() {
+    let h = Harness::new(Mode::Standalone);
+    let current = || {
+        opentelemetry::Context::current()
+            .span()
+            .span_context()
+            .span_id()
+    };
+    let (x, seen) = h.run(|| {
+        let x = tracing::info_span!("x");
+        let x_ids = TraceIds::from_span(&x).unwrap();
+        let mut seen = Vec::new();
+        x.in_scope(|| {
+            x.in_scope(|| {
+                x.in_scope(|| tracing::info!("three deep"));
+                seen.push(current());
+                tracing::info!("two deep");
+            });
+            seen.push(current());
+            tracing::info!("one deep");
+        });
+        seen.push(current());
+        tracing::info!("outside");
+        (x_ids, seen)
+    });
+    assert_eq!(seen, [x.span_id(), x.span_id(), SpanId::INVALID]);
+    let lines = h.lines();
+    assert_eq!(lines.len(), 4);
+    for message in ["three deep", "two deep", "one deep"] {
+        let line = line_with(&lines, message);
+        assert_eq!(ids_of(line), Some(hex(x)), "{message}");
+        assert_eq!(line["span"]["name"], "x", "{message}");
+    }
+    assert_eq!(ids_of(line_with(&lines, "outside")), None);
+}
