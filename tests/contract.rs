@@ -334,6 +334,14 @@ fn exact_line_layout() {
     }
 }
 
+/// The span id of `opentelemetry::Context::current()`.
+fn context_span_id() -> SpanId {
+    opentelemetry::Context::current()
+        .span()
+        .span_context()
+        .span_id()
+}
+
 /// `x` entered again inside `y`: tracing's registry keeps `y` as the current
 /// span (its span stack skips a span entered twice), so the context, and the
 /// ids of a line, stay `y`'s, which is the span the line names. Stand-alone
@@ -344,10 +352,7 @@ fn a_span_entered_again_inside_another_leaves_the_inner_one_current() {
     let h = Harness::new(Mode::Standalone);
     let current = || {
         (
-            opentelemetry::Context::current()
-                .span()
-                .span_context()
-                .span_id(),
+            context_span_id(),
             tracing::Span::current()
                 .metadata()
                 .map(tracing::Metadata::name),
@@ -418,12 +423,6 @@ fn a_span_entered_again_inside_another_leaves_the_inner_one_current() {
 #[test]
 fn a_span_entered_three_times_is_current_until_its_last_exit() {
     let h = Harness::new(Mode::Standalone);
-    let current = || {
-        opentelemetry::Context::current()
-            .span()
-            .span_context()
-            .span_id()
-    };
     let (x, seen) = h.run(|| {
         let x = tracing::info_span!("x");
         let x_ids = TraceIds::from_span(&x).unwrap();
@@ -431,13 +430,13 @@ fn a_span_entered_three_times_is_current_until_its_last_exit() {
         x.in_scope(|| {
             x.in_scope(|| {
                 x.in_scope(|| tracing::info!("three deep"));
-                seen.push(current());
+                seen.push(context_span_id());
                 tracing::info!("two deep");
             });
-            seen.push(current());
+            seen.push(context_span_id());
             tracing::info!("one deep");
         });
-        seen.push(current());
+        seen.push(context_span_id());
         tracing::info!("outside");
         (x_ids, seen)
     });
