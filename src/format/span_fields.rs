@@ -304,6 +304,33 @@ impl MemberText {
     }
 }
 
+/// Writes `,"name":value` (`value` between quotes when `quoted`) into `out`,
+/// which is exactly that long.
+#[inline]
+fn write_member(out: &mut [u8], name: &[u8], quoted: bool, value: &[u8]) {
+    let Some((head, rest)) = out.split_first_chunk_mut::<2>() else {
+        return;
+    };
+    *head = *b",\"";
+    let (key, rest) = rest.split_at_mut(name.len().min(rest.len()));
+    copy_short(key, name);
+    let Some((colon, rest)) = rest.split_first_chunk_mut::<2>() else {
+        return;
+    };
+    *colon = *b"\":";
+    if quoted {
+        if let Some((open, rest)) = rest.split_first_mut() {
+            *open = b'"';
+            if let Some((close, inner)) = rest.split_last_mut() {
+                *close = b'"';
+                copy_short(inner, value);
+            }
+        }
+    } else {
+        copy_short(rest, value);
+    }
+}
+
 /// Copies `src` into `dst` (of the same length). Field names and values
 /// are usually a few bytes: those are copied with fixed-size moves (two
 /// overlapping ones) rather than a call to `memcpy`, which costs about 30
@@ -416,6 +443,35 @@ impl Recorder<'_, '_> {
     /// member; only for a [`Recorder::plain`] recorder.
     fn plain_member(&mut self, field: &Field, quoted: bool, value: &str) {
         let fields = &mut *self.fields;
+        // The usual case, a few short fields: the member goes straight into
+        // the inline text and the inline index (one bounds check for the
+        // bytes, no length conversions: both fit 96).
+        if let (MemberText::Inline { bytes, len }, Some(slot), Ok(index)) = (
+            &mut fields.members,
+            fields.inline.get_mut(fields.len),
+            u8::try_from(field.index()),
+        ) {
+            let name = field.name().as_bytes();
+            let at = *len;
+            let quote = usize::from(quoted);
+            let size = name.len() + value.len() + 4 + 2 * quote;
+            if let Some(out) = bytes.get_mut(usize::from(at)..usize::from(at) + size) {
+                write_member(out, name, quoted, value.as_bytes());
+                // `at + size` ≤ 96.
+                #[allow(clippy::cast_possible_truncation)]
+                let end = at + size as u8;
+                *len = end;
+                *slot = Member {
+                    start: u32::from(at),
+                    end: u32::from(end),
+                    index,
+                    depth: 0,
+                    chain: None,
+                };
+                fields.len += 1;
+                return;
+            }
+        }
         let start = fields.members.len();
         fields.members.append_member(field.name(), quoted, value);
         match (
