@@ -8,7 +8,12 @@
 //! ```sh
 //! cargo bench --bench throughput            # every case, 1 and 2 threads
 //! cargo bench --bench throughput -- quick   # fewer lines, for CI
+//! cargo bench --bench throughput -- rounds 21 4000000   # the paired ratios
 //! ```
+//!
+//! `rounds` runs the cases of each ratio in turn, round after round, and
+//! prints each ratio's median and range: on a shared machine, cases measured
+//! minutes apart see different machines.
 // Figures for a human: precision loss in the ratios is irrelevant.
 #![allow(missing_docs, clippy::cast_precision_loss)]
 
@@ -129,35 +134,110 @@ fn play(case: &str, threads: usize, lines: usize) {
     );
 }
 
-fn measure(case: &str, threads: usize, lines: usize, runs: usize) -> (u128, f64) {
+/// Starts one child: `lines` lines from each of `threads` threads of
+/// `case`, its stdout on `/dev/null`.
+fn spawn_child(case: &str, threads: usize, lines: usize) -> std::process::Child {
     let exe = std::env::current_exe().expect("bench binary");
+    Command::new(exe)
+        .args(["child", case, &threads.to_string(), &lines.to_string()])
+        .stdout(Stdio::from(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/null")
+                .expect("/dev/null"),
+        ))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("child runs")
+}
+
+/// A child's lines per second and allocations per line.
+fn child_result(case: &str, child: std::process::Child) -> (u128, f64) {
+    let output = child.wait_with_output().expect("child runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let result = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_else(|| panic!("{case}: {stderr}"));
+    let mut parts = result.split_whitespace();
+    (
+        parts.next().unwrap().parse().unwrap(),
+        parts.next().unwrap().parse().unwrap(),
+    )
+}
+
+fn measure(case: &str, threads: usize, lines: usize, runs: usize) -> (u128, f64) {
     let mut results: Vec<(u128, f64)> = (0..runs)
-        .map(|_| {
-            let output = Command::new(&exe)
-                .args(["child", case, &threads.to_string(), &lines.to_string()])
-                .stdout(Stdio::from(
-                    std::fs::OpenOptions::new()
-                        .write(true)
-                        .open("/dev/null")
-                        .expect("/dev/null"),
-                ))
-                .stderr(Stdio::piped())
-                .output()
-                .expect("child runs");
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let result = stderr
-                .lines()
-                .find_map(|l| l.strip_prefix("RESULT "))
-                .unwrap_or_else(|| panic!("{case}: {stderr}"));
-            let mut parts = result.split_whitespace();
-            (
-                parts.next().unwrap().parse().unwrap(),
-                parts.next().unwrap().parse().unwrap(),
-            )
-        })
+        .map(|_| child_result(case, spawn_child(case, threads, lines)))
         .collect();
     results.sort_by_key(|r| r.0);
     results[runs / 2]
+}
+
+/// Lines per second of `case` in one thread, summed over `processes`
+/// children run side by side (`lines` each).
+fn side_by_side(case: &str, processes: usize, lines: usize) -> f64 {
+    let children: Vec<_> = (0..processes)
+        .map(|_| spawn_child(case, 1, lines))
+        .collect();
+    children
+        .into_iter()
+        .map(|child| child_result(case, child).0 as f64)
+        .sum()
+}
+
+/// The ratios of the issue's figures, each from children run in turn within
+/// a round, so that a round's cases see the same machine: 2 threads against
+/// 1 on the default path, with two one-thread processes side by side
+/// (sharing nothing) as what the machine gives two threads; and 1 thread in
+/// `Block` against `tracing-appender` and the first release's direct path.
+/// Prints each ratio's median and range over the rounds.
+fn rounds(count: usize, lines: usize) {
+    let mut ratios: [Vec<f64>; 4] = Default::default();
+    let rate = |case: &str, threads: usize, lines: usize| {
+        child_result(case, spawn_child(case, threads, lines)).0 as f64
+    };
+    for round in 0..count {
+        let one = rate("ours_default", 1, lines);
+        let two = rate("ours_default", 2, lines / 2);
+        let apart = side_by_side("ours_default", 2, lines / 2);
+        let block = rate("ours_block", 1, lines);
+        let appender = rate("appender_non_blocking", 1, lines);
+        let direct = rate("old_direct_stdout", 1, lines);
+        let round_ratios = [two / one, apart / one, block / appender, block / direct];
+        for (all, ratio) in ratios.iter_mut().zip(round_ratios) {
+            all.push(ratio);
+        }
+        eprintln!(
+            "round {}: {:.2} {:.2} {:.2} {:.2}",
+            round + 1,
+            round_ratios[0],
+            round_ratios[1],
+            round_ratios[2],
+            round_ratios[3]
+        );
+    }
+    let names = [
+        "default path, 2 threads / 1 thread",
+        "two 1-thread processes side by side / 1 thread",
+        "block, 1 thread / appender non_blocking",
+        "block, 1 thread / old direct stdout",
+    ];
+    println!("{count} rounds of {lines} lines a case");
+    for (name, mut all) in names.into_iter().zip(ratios) {
+        all.sort_by(f64::total_cmp);
+        let mid = all.len() / 2;
+        let median = if all.len() % 2 == 0 {
+            (all[mid - 1] + all[mid]) / 2.0
+        } else {
+            all[mid]
+        };
+        println!(
+            "{name:<48} median {median:.2}x ({:.2}-{:.2}x)",
+            all[0],
+            all[all.len() - 1]
+        );
+    }
 }
 
 fn main() {
@@ -170,6 +250,14 @@ fn main() {
             play(case, threads.parse().unwrap(), lines.parse().unwrap());
             return;
         }
+    }
+    if let Some(at) = args.iter().position(|a| a == "rounds") {
+        let count = args.get(at + 1).map_or(21, |n| n.parse().expect("rounds"));
+        let lines = args
+            .get(at + 2)
+            .map_or(4_000_000, |n| n.parse().expect("lines"));
+        rounds(count.max(1), lines);
+        return;
     }
     let quick = args.iter().any(|a| a == "quick");
     let (lines, runs) = if quick { (20_000, 3) } else { (300_000, 5) };
