@@ -272,33 +272,10 @@ impl MemberText {
     }
 
     /// Appends `,"name":value`, with `value` between quotes when `quoted`
-    /// (`name` and `value` need no escaping): the fixed bytes are stored one
-    /// by one, so only `name` and `value` cost a copy each.
+    /// (`name` and `value` need no escaping). The common case, a member
+    /// that fits the inline text, is written by `Recorder::plain_member`
+    /// itself.
     fn append_member(&mut self, name: &str, quoted: bool, value: &str) {
-        if let Self::Inline { bytes, len } = self {
-            let at = usize::from(*len);
-            let quote_len = usize::from(quoted);
-            let end = at + name.len() + value.len() + 4 + 2 * quote_len;
-            if end <= INLINE_TEXT {
-                let value_at = at + 4 + name.len() + quote_len;
-                bytes[at] = b',';
-                bytes[at + 1] = b'"';
-                copy_short(&mut bytes[at + 2..at + 2 + name.len()], name.as_bytes());
-                bytes[value_at - 2 - quote_len] = b'"';
-                bytes[value_at - 1 - quote_len] = b':';
-                if quoted {
-                    bytes[value_at - 1] = b'"';
-                    bytes[end - 1] = b'"';
-                }
-                copy_short(
-                    &mut bytes[value_at..value_at + value.len()],
-                    value.as_bytes(),
-                );
-                // `end` ≤ 96 fits a `u8`.
-                *len = u8::try_from(end).unwrap_or(u8::MAX);
-                return;
-            }
-        }
         let quote = if quoted { "\"" } else { "" };
         self.append(&[",\"", name, "\":", quote, value, quote]);
     }
