@@ -302,9 +302,10 @@ struct State {
     /// The worker waits for work; a producer that sees this wakes it (once).
     worker_idle: bool,
     /// The worker, having just written a batch, waits a little for more
-    /// before going idle; a producer wakes it only once its lane is half
-    /// full. Without it a worker faster than its producers (a target like
-    /// /dev/null) goes idle after every line, and every line pays a wake.
+    /// before going idle; a producer wakes it only once its lane is three
+    /// quarters full. Without it a worker faster than its producers (a
+    /// target like /dev/null) goes idle after every line, and every line
+    /// pays a wake.
     worker_lingering: bool,
     /// Threads waiting for room in their lane (Block), or for progress
     /// (flush, shutdown): notified only when someone waits.
