@@ -104,6 +104,7 @@ const CASES: &[Case] = &[
 fn play(case: &str, threads: usize, lines: usize) {
     let (_, make) = CASES.iter().find(|(name, _)| *name == case).expect("case");
     let (dispatch, keep) = make();
+    let started = wall_nanos();
     let start = Instant::now();
     let allocations_before = common::allocations();
     let workers: Vec<_> = (0..threads)
@@ -128,10 +129,19 @@ fn play(case: &str, threads: usize, lines: usize) {
     let nanos = start.elapsed().as_nanos();
     let total = (threads * lines) as u128;
     eprintln!(
-        "RESULT {} {:.3}",
+        "RESULT {} {:.3} {started} {}",
         total * 1_000_000_000 / nanos.max(1),
-        allocations as f64 / total as f64
+        allocations as f64 / total as f64,
+        wall_nanos()
     );
+}
+
+/// The wall clock in nanoseconds since the Unix epoch: children started side
+/// by side report when they started and ended on a clock they share.
+fn wall_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
 }
 
 /// Starts one child: `lines` lines from each of `threads` threads of
@@ -151,8 +161,16 @@ fn spawn_child(case: &str, threads: usize, lines: usize) -> std::process::Child 
         .expect("child runs")
 }
 
-/// A child's lines per second and allocations per line.
-fn child_result(case: &str, child: std::process::Child) -> (u128, f64) {
+/// What a child reports: lines per second, allocations per line, and when
+/// it started and ended (wall clock, nanoseconds).
+struct ChildResult {
+    rate: u128,
+    allocations: f64,
+    started: u128,
+    ended: u128,
+}
+
+fn child_result(case: &str, child: std::process::Child) -> ChildResult {
     let output = child.wait_with_output().expect("child runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
     let result = stderr
@@ -160,30 +178,41 @@ fn child_result(case: &str, child: std::process::Child) -> (u128, f64) {
         .find_map(|l| l.strip_prefix("RESULT "))
         .unwrap_or_else(|| panic!("{case}: {stderr}"));
     let mut parts = result.split_whitespace();
-    (
-        parts.next().unwrap().parse().unwrap(),
-        parts.next().unwrap().parse().unwrap(),
-    )
+    ChildResult {
+        rate: parts.next().unwrap().parse().unwrap(),
+        allocations: parts.next().unwrap().parse().unwrap(),
+        started: parts.next().unwrap().parse().unwrap(),
+        ended: parts.next().unwrap().parse().unwrap(),
+    }
 }
 
 fn measure(case: &str, threads: usize, lines: usize, runs: usize) -> (u128, f64) {
     let mut results: Vec<(u128, f64)> = (0..runs)
-        .map(|_| child_result(case, spawn_child(case, threads, lines)))
+        .map(|_| {
+            let result = child_result(case, spawn_child(case, threads, lines));
+            (result.rate, result.allocations)
+        })
         .collect();
     results.sort_by_key(|r| r.0);
     results[runs / 2]
 }
 
-/// Lines per second of `case` in one thread, summed over `processes`
-/// children run side by side (`lines` each).
+/// Lines per second of `processes` one-thread children of `case` run side
+/// by side (`lines` each): all their lines over the time from the first
+/// start to the last end, the rule a process with several threads is timed
+/// by. (Summing each child's own rate would credit the one that finishes
+/// first, on this machine often by a third of the run.)
 fn side_by_side(case: &str, processes: usize, lines: usize) -> f64 {
     let children: Vec<_> = (0..processes)
         .map(|_| spawn_child(case, 1, lines))
         .collect();
-    children
+    let results: Vec<ChildResult> = children
         .into_iter()
-        .map(|child| child_result(case, child).0 as f64)
-        .sum()
+        .map(|child| child_result(case, child))
+        .collect();
+    let first = results.iter().map(|r| r.started).min().unwrap_or(0);
+    let last = results.iter().map(|r| r.ended).max().unwrap_or(0);
+    (processes * lines) as f64 * 1e9 / last.saturating_sub(first).max(1) as f64
 }
 
 /// The ratios of the figures, each from children run in turn within
@@ -193,9 +222,9 @@ fn side_by_side(case: &str, processes: usize, lines: usize) -> f64 {
 /// `Block` against `tracing-appender` and the first release's direct path.
 /// Prints each ratio's median and range over the rounds.
 fn rounds(count: usize, lines: usize) {
-    let mut ratios: [Vec<f64>; 4] = Default::default();
+    let mut ratios: [Vec<f64>; 5] = Default::default();
     let rate = |case: &str, threads: usize, lines: usize| {
-        child_result(case, spawn_child(case, threads, lines)).0 as f64
+        child_result(case, spawn_child(case, threads, lines)).rate as f64
     };
     for round in 0..count {
         let one = rate("ours_default", 1, lines);
@@ -204,22 +233,30 @@ fn rounds(count: usize, lines: usize) {
         let block = rate("ours_block", 1, lines);
         let appender = rate("appender_non_blocking", 1, lines);
         let direct = rate("old_direct_stdout", 1, lines);
-        let round_ratios = [two / one, apart / one, block / appender, block / direct];
+        let round_ratios = [
+            two / one,
+            apart / one,
+            two / apart,
+            block / appender,
+            block / direct,
+        ];
         for (all, ratio) in ratios.iter_mut().zip(round_ratios) {
             all.push(ratio);
         }
         eprintln!(
-            "round {}: {:.2} {:.2} {:.2} {:.2}",
+            "round {}: {:.2} {:.2} {:.2} {:.2} {:.2}",
             round + 1,
             round_ratios[0],
             round_ratios[1],
             round_ratios[2],
-            round_ratios[3]
+            round_ratios[3],
+            round_ratios[4]
         );
     }
     let names = [
         "default path, 2 threads / 1 thread",
         "two 1-thread processes side by side / 1 thread",
+        "default path, 2 threads / two 1-thread processes",
         "block, 1 thread / appender non_blocking",
         "block, 1 thread / old direct stdout",
     ];
