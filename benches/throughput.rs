@@ -30,8 +30,10 @@ mod common;
 #[global_allocator]
 static GLOBAL: common::Counting = common::Counting;
 
-/// A subscriber and what must be kept alive (and dropped to flush) with it.
-type Built = (Dispatch, Box<dyn Send>);
+/// A subscriber, and what flushes its output at the end and says how many
+/// lines it did not write (dropped or lost): a lossy path is faster partly
+/// because it skips lines, so each result says how many.
+type Built = (Dispatch, Box<dyn FnOnce() -> u64>);
 
 fn fmt_json() -> Built {
     let dispatch = Dispatch::new(
@@ -40,7 +42,7 @@ fn fmt_json() -> Built {
             .with_writer(std::io::stdout)
             .finish(),
     );
-    (dispatch, Box::new(()))
+    (dispatch, Box::new(|| 0))
 }
 
 /// The first release's default: `fmt::Layer` with our format, writing to
@@ -56,11 +58,25 @@ fn old_direct_stdout() -> Built {
                     .with_writer(std::io::stdout),
             ),
     );
-    (dispatch, Box::new(()))
+    (dispatch, Box::new(|| 0))
 }
 
+/// `tracing-appender`'s `non_blocking` as `non_blocking(stdout())` makes
+/// it: lossy, dropping lines when its 128,000-line channel is full.
 fn appender_non_blocking() -> Built {
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
+    appender(true)
+}
+
+/// The same, lossless: a full channel blocks the logging thread.
+fn appender_lossless() -> Built {
+    appender(false)
+}
+
+fn appender(lossy: bool) -> Built {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(lossy)
+        .finish(std::io::stdout());
+    let dropped = writer.error_counter();
     let dispatch = Dispatch::new(
         tracing_subscriber::registry()
             .with(EnvFilter::new("info"))
@@ -71,7 +87,11 @@ fn appender_non_blocking() -> Built {
                     .with_writer(writer),
             ),
     );
-    (dispatch, Box::new(guard))
+    let finish = move || {
+        drop(guard);
+        dropped.dropped_lines() as u64
+    };
+    (dispatch, Box::new(finish))
 }
 
 fn ours(mode: Option<WriteMode>) -> Built {
@@ -84,7 +104,11 @@ fn ours(mode: Option<WriteMode>) -> Built {
         .default_output(output)
         .build()
         .expect("valid");
-    (dispatch, Box::new(guard))
+    let finish = move || {
+        let report = guard.shutdown();
+        report.dropped() + report.lost()
+    };
+    (dispatch, Box::new(finish))
 }
 
 type Case = (&'static str, fn() -> Built);
@@ -93,6 +117,7 @@ const CASES: &[Case] = &[
     ("fmt_json", fmt_json),
     ("old_direct_stdout", old_direct_stdout),
     ("appender_non_blocking", appender_non_blocking),
+    ("appender_lossless", appender_lossless),
     ("ours_default", || ours(None)),
     ("ours_block", || ours(Some(WriteMode::Block))),
     ("ours_drop", || ours(Some(WriteMode::Drop))),
@@ -100,10 +125,11 @@ const CASES: &[Case] = &[
 ];
 
 /// In the child: log `lines` lines from each of `threads` threads, then
-/// flush; prints nanoseconds and allocations per line on stderr.
+/// flush; prints lines per second, allocations per line, when it started
+/// and ended, and the lines not written, on stderr.
 fn play(case: &str, threads: usize, lines: usize) {
     let (_, make) = CASES.iter().find(|(name, _)| *name == case).expect("case");
-    let (dispatch, keep) = make();
+    let (dispatch, finish) = make();
     let started = wall_nanos();
     let start = Instant::now();
     let allocations_before = common::allocations();
@@ -125,11 +151,11 @@ fn play(case: &str, threads: usize, lines: usize) {
     }
     let allocations = common::allocations() - allocations_before;
     drop(dispatch);
-    drop(keep); // flushes
+    let unwritten = finish();
     let nanos = start.elapsed().as_nanos();
     let total = (threads * lines) as u128;
     eprintln!(
-        "RESULT {} {:.3} {started} {}",
+        "RESULT {} {:.3} {started} {} {unwritten}",
         total * 1_000_000_000 / nanos.max(1),
         allocations as f64 / total as f64,
         wall_nanos()
@@ -161,13 +187,15 @@ fn spawn_child(case: &str, threads: usize, lines: usize) -> std::process::Child 
         .expect("child runs")
 }
 
-/// What a child reports: lines per second, allocations per line, and when
-/// it started and ended (wall clock, nanoseconds).
+/// What a child reports: lines per second (lines logged, written or not),
+/// allocations per line, when it started and ended (wall clock,
+/// nanoseconds), and how many lines it did not write.
 struct ChildResult {
     rate: u128,
     allocations: f64,
     started: u128,
     ended: u128,
+    unwritten: u64,
 }
 
 fn child_result(case: &str, child: std::process::Child) -> ChildResult {
@@ -183,14 +211,17 @@ fn child_result(case: &str, child: std::process::Child) -> ChildResult {
         allocations: parts.next().unwrap().parse().unwrap(),
         started: parts.next().unwrap().parse().unwrap(),
         ended: parts.next().unwrap().parse().unwrap(),
+        unwritten: parts.next().unwrap().parse().unwrap(),
     }
 }
 
-fn measure(case: &str, threads: usize, lines: usize, runs: usize) -> (u128, f64) {
-    let mut results: Vec<(u128, f64)> = (0..runs)
+/// The median run of `runs`: lines per second, allocations per line, lines
+/// not written.
+fn measure(case: &str, threads: usize, lines: usize, runs: usize) -> (u128, f64, u64) {
+    let mut results: Vec<(u128, f64, u64)> = (0..runs)
         .map(|_| {
             let result = child_result(case, spawn_child(case, threads, lines));
-            (result.rate, result.allocations)
+            (result.rate, result.allocations, result.unwritten)
         })
         .collect();
     results.sort_by_key(|r| r.0);
@@ -218,63 +249,89 @@ fn side_by_side(case: &str, processes: usize, lines: usize) -> f64 {
 /// The ratios of the figures, each from children run in turn within
 /// a round, so that a round's cases see the same machine: 2 threads against
 /// 1 on the default path, with two one-thread processes side by side
-/// (sharing nothing) as what the machine gives two threads; and 1 thread in
-/// `Block` against `tracing-appender` and the first release's direct path.
-/// Prints each ratio's median and range over the rounds.
+/// (sharing nothing) as what the machine gives two threads; 1 thread in
+/// `Block` against `tracing-appender` (lossy as `non_blocking` makes it, and
+/// lossless) and the first release's direct path; and `Drop` against the
+/// lossy appender. Prints each ratio's median and range over the rounds, and
+/// the share of lines the lossy paths did not write.
 fn rounds(count: usize, lines: usize) {
-    let mut ratios: [Vec<f64>; 5] = Default::default();
-    let rate = |case: &str, threads: usize, lines: usize| {
-        child_result(case, spawn_child(case, threads, lines)).rate as f64
+    const NAMES: [&str; 7] = [
+        "default path, 2 threads / 1 thread",
+        "two 1-thread processes side by side / 1 thread",
+        "default path, 2 threads / two 1-thread processes",
+        "block, 1 thread / appender non_blocking (lossy)",
+        "block, 1 thread / appender lossless",
+        "block, 1 thread / old direct stdout",
+        "drop, 1 thread / appender non_blocking (lossy)",
+    ];
+    let mut ratios: [Vec<f64>; 7] = Default::default();
+    let mut unwritten: [Vec<f64>; 2] = Default::default();
+    let run = |case: &str, threads: usize, lines: usize| {
+        child_result(case, spawn_child(case, threads, lines))
     };
+    let rate = |case: &str, threads: usize, lines: usize| run(case, threads, lines).rate as f64;
     for round in 0..count {
         let one = rate("ours_default", 1, lines);
         let two = rate("ours_default", 2, lines / 2);
         let apart = side_by_side("ours_default", 2, lines / 2);
         let block = rate("ours_block", 1, lines);
-        let appender = rate("appender_non_blocking", 1, lines);
+        let lossy = run("appender_non_blocking", 1, lines);
+        let lossless = rate("appender_lossless", 1, lines);
         let direct = rate("old_direct_stdout", 1, lines);
+        let drop = run("ours_drop", 1, lines);
+        let lossy_rate = lossy.rate as f64;
         let round_ratios = [
             two / one,
             apart / one,
             two / apart,
-            block / appender,
+            block / lossy_rate,
+            block / lossless,
             block / direct,
+            drop.rate as f64 / lossy_rate,
         ];
         for (all, ratio) in ratios.iter_mut().zip(round_ratios) {
             all.push(ratio);
         }
+        unwritten[0].push(lossy.unwritten as f64 / lines as f64);
+        unwritten[1].push(drop.unwritten as f64 / lines as f64);
+        let shown: Vec<String> = round_ratios.iter().map(|r| format!("{r:.2}")).collect();
         eprintln!(
-            "round {}: {:.2} {:.2} {:.2} {:.2} {:.2}",
+            "round {}: {} (unwritten: appender {}, drop {})",
             round + 1,
-            round_ratios[0],
-            round_ratios[1],
-            round_ratios[2],
-            round_ratios[3],
-            round_ratios[4]
+            shown.join(" "),
+            lossy.unwritten,
+            drop.unwritten
         );
     }
-    let names = [
-        "default path, 2 threads / 1 thread",
-        "two 1-thread processes side by side / 1 thread",
-        "default path, 2 threads / two 1-thread processes",
-        "block, 1 thread / appender non_blocking",
-        "block, 1 thread / old direct stdout",
-    ];
     println!("{count} rounds of {lines} lines a case");
-    for (name, mut all) in names.into_iter().zip(ratios) {
-        all.sort_by(f64::total_cmp);
-        let mid = all.len() / 2;
-        let median = if all.len() % 2 == 0 {
-            (all[mid - 1] + all[mid]) / 2.0
-        } else {
-            all[mid]
-        };
+    for (name, all) in NAMES.into_iter().zip(ratios) {
+        let (median, low, high) = spread(all);
+        println!("{name:<50} median {median:.2}x ({low:.2}-{high:.2}x)");
+    }
+    for (name, all) in ["appender non_blocking (lossy)", "drop"]
+        .into_iter()
+        .zip(unwritten)
+    {
+        let (median, low, high) = spread(all);
         println!(
-            "{name:<48} median {median:.2}x ({:.2}-{:.2}x)",
-            all[0],
-            all[all.len() - 1]
+            "lines not written, {name:<31} median {:.1} % ({:.1}-{:.1} %)",
+            median * 100.0,
+            low * 100.0,
+            high * 100.0
         );
     }
+}
+
+/// Median, lowest and highest of `all`.
+fn spread(mut all: Vec<f64>) -> (f64, f64, f64) {
+    all.sort_by(f64::total_cmp);
+    let mid = all.len() / 2;
+    let median = if all.len() % 2 == 0 {
+        (all[mid - 1] + all[mid]) / 2.0
+    } else {
+        all[mid]
+    };
+    (median, all[0], all[all.len() - 1])
 }
 
 fn main() {
@@ -300,13 +357,13 @@ fn main() {
     let (lines, runs) = if quick { (20_000, 3) } else { (300_000, 5) };
     let mut rates = std::collections::HashMap::new();
     println!(
-        "{:<24} {:>8} {:>14} {:>12}",
-        "case", "threads", "lines/s", "allocs/line"
+        "{:<24} {:>8} {:>14} {:>12} {:>10}",
+        "case", "threads", "lines/s", "allocs/line", "unwritten"
     );
     for (case, _) in CASES {
         for threads in [1, 2] {
-            let (rate, allocations) = measure(case, threads, lines, runs);
-            println!("{case:<24} {threads:>8} {rate:>14} {allocations:>12.3}");
+            let (rate, allocations, unwritten) = measure(case, threads, lines, runs);
+            println!("{case:<24} {threads:>8} {rate:>14} {allocations:>12.3} {unwritten:>10}");
             rates.insert((*case, threads), rate as f64);
         }
     }
@@ -319,6 +376,10 @@ fn main() {
     println!(
         "ours (block), 1 thread / appender non_blocking: {:.2}x",
         ratio(("ours_block", 1), ("appender_non_blocking", 1))
+    );
+    println!(
+        "ours (block), 1 thread / appender lossless: {:.2}x",
+        ratio(("ours_block", 1), ("appender_lossless", 1))
     );
     println!(
         "ours (block), 1 thread / old direct stdout: {:.2}x",
