@@ -212,8 +212,8 @@ fn a_stalled_reader_bounds_shutdown_and_every_line_is_counted() {
     // report line).
     assert_eq!(lines.len(), text.lines().count(), "{text}");
     assert!(
-        diagnostics.contains(&format!("{written} lines written, {dropped} dropped"))
-            && diagnostics.contains(&format!("{lost} lost")),
+        diagnostics.contains(&format!("lines written: {written}, dropped: {dropped} ("))
+            && diagnostics.contains(&format!("lost: {lost} (")),
         "{diagnostics}"
     );
 }

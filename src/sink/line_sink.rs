@@ -907,8 +907,8 @@ impl Shared {
         if !report.is_complete() && !self.final_reported.swap(true, Ordering::Relaxed) {
             let reentrant = self.dropped_reentrant.load(Ordering::Relaxed);
             report!(
-                "log output shut down: {} lines written, {} dropped ({} because the output \
-                 was full, {} logged by the writer itself), {} lost (accepted but not written: \
+                "log output shut down; lines written: {}, dropped: {} ({} because the output \
+                 was full, {} logged by the writer itself), lost: {} (accepted but not written: \
                  the target failed or the shutdown timeout ran out)",
                 report.written,
                 report.dropped,
