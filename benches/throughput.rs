@@ -1,9 +1,12 @@
 //! Lines per second through whole output paths, into `/dev/null`, for 1 and
-//! 2 logging threads, and heap allocations per line.
+//! 2 logging threads, heap allocations per line, and the lines a lossy path
+//! did not write.
 //!
 //! Each measurement is a child process (this binary) whose stdout is
 //! `/dev/null`; it times from its first line to the end of the guard's
-//! flush. Five runs per case, the median is kept.
+//! flush, and counts every line logged, written or not (a lossy path that
+//! drops lines is faster partly for that: its drops are printed beside
+//! it). Five runs per case, the median is kept.
 //!
 //! ```sh
 //! cargo bench --bench throughput            # every case, 1 and 2 threads
